@@ -1,0 +1,156 @@
+"""Image I/O and figures: load any common image as an RGB tensor in [0, 1], save safely, show labelled grids.
+
+Every image in this repository is a float tensor of shape (1, 3, H, W) (or (3, H, W)) with RGB values in [0, 1];
+each network brings its own preprocessing.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class ImageLoadError(ValueError):
+    """An image file is missing, unsupported or corrupt; the message names the file."""
+
+
+def pil_to_rgb(image: Image.Image) -> Image.Image:
+    """Convert greyscale, 16-bit, palette, CMYK and alpha images to 8-bit RGB (alpha composited on white)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def open_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open an image file as an upright (EXIF-rotated) 8-bit RGB PIL image, with a clear error naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError(f"Image file not found: {path}")
+    if path.is_dir():
+        raise ImageLoadError(f"Expected an image file but got a directory: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return pil_to_rgb(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageLoadError(
+            f"Cannot read image file {path}: {error}. Expected a readable image "
+            f"({', '.join(IMAGE_EXTENSIONS)})."
+        ) from error
+
+
+def resize_longest(image: Image.Image, longest_side: int | None) -> Image.Image:
+    """Resize so the longer side equals ``longest_side`` (aspect ratio kept); ``None`` keeps the size."""
+    if longest_side is None:
+        return image
+    if longest_side < 16:
+        raise ValueError(f"size must be at least 16 pixels, got {longest_side}")
+    width, height = image.size
+    scale = longest_side / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(new_size, Image.LANCZOS) if new_size != image.size else image
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB image -> float tensor (1, 3, H, W) in [0, 1]."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """Float tensor (1, 3, H, W) or (3, H, W) in [0, 1] -> PIL RGB image (values clamped, rounded)."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"expected a single image, got a batch of {image.shape[0]}")
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(image.shape)}")
+    array = image.detach().float().clamp(0, 1).mul(255).add(0.5).floor().byte().cpu()
+    if array.shape[0] == 1:
+        array = array.expand(3, -1, -1)
+    return Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
+
+
+def load_image(path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
+    """Load an image file as a (1, 3, H, W) RGB tensor in [0, 1], resized so its longest side is ``size``."""
+    return pil_to_tensor(resize_longest(open_rgb(path), size))
+
+
+def resize_tensor(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize a (N, 3, H, W) tensor: an int sets the longest side, a pair sets (H, W). Antialiased bilinear."""
+    height, width = image.shape[-2:]
+    if isinstance(size, int):
+        scale = size / max(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if tuple(size) == (height, width):
+        return image
+    return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Save an image tensor atomically (temporary file, then rename): an existing file is never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower() or ".png"
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            kwargs = {"quality": quality} if suffix in (".jpg", ".jpeg") else {}
+            tensor_to_pil(image).save(file, format=Image.registered_extensions().get(suffix, "PNG"), **kwargs)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def show_images(
+    images: Sequence[torch.Tensor],
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+    caption: str | None = None,
+    columns: int | None = None,
+    panel_size: float = 3.5,
+    path: str | os.PathLike | None = None,
+):
+    """Show images side by side (or in a grid) with titles; optionally save the figure. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    count = len(images)
+    columns = columns or count
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, panel_size * rows + 0.6), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < count:
+            axis.imshow(tensor_to_pil(images[index]))
+            if titles is not None:
+                axis.set_title(titles[index], fontsize=10)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=12)
+    if caption:
+        figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=9, wrap=True)
+    figure.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+    return figure
