@@ -1,0 +1,585 @@
+"""CycleGAN photo <-> painting (Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using
+Cycle-Consistent Adversarial Networks", ICCV 2017), trained with the ``nntools`` Experiment.
+
+Domain A = photos, domain B = paintings. ``G_A: A -> B`` (photo2painting), ``G_B: B -> A`` (painting2photo);
+``D_A`` judges paintings (real B vs G_A's fakes), ``D_B`` judges photos, as in junyanz/pytorch-CycleGAN-and-pix2pix.
+
+Full objective (eq. 3): L_GAN(G_A, D_A) + L_GAN(G_B, D_B) + lambda L_cyc (eq. 2), plus the identity loss of sec. 5.2
+weighted 0.5 lambda; least-squares GAN losses (sec. 4), a history of 50 generated images for the discriminators
+(sec. 4, Shrivastava et al. 2017), Adam lr 2e-4, beta1 0.5, constant lr then linear decay to zero (sec. 4 / 7.1).
+
+Command line::
+
+    python code/cyclegan.py --photos DIR --paintings DIR --out runs/cyclegan --size 128 --n-blocks 6 --ngf 32 \\
+        --epochs 10 --epochs-decay 10 --max-minutes 120 --export
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `python code/cyclegan.py`
+
+import assets  # noqa: E402
+import nntools  # noqa: E402
+from cyclegan_nets import PatchDiscriminator, ResnetGenerator, init_weights, to_signed, to_unit, translate  # noqa: E402
+from datasets import ImageFolderDataset, UnpairedDataset, list_images  # noqa: E402
+from imaging import load_image  # noqa: E402
+from losses import cycle_consistency_loss, gram_matrix, identity_loss, lsgan_loss  # noqa: E402
+
+DIRECTIONS = {"photo2painting": "G_A", "painting2photo": "G_B"}
+GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+# ----------------------------------------------------------------------------------------------------- options
+@dataclass
+class CycleGANOptions:
+    """Every CycleGAN hyper-parameter in one place; defaults are the paper's (section and source in comments)."""
+
+    size: int = 256             # crop size; 256x256 training crops (sec. 4 / appendix 7.1)
+    load_size: int | None = None  # resize shorter side before the random crop; None -> size * 286 / 256 (reference)
+    ngf: int = 64               # generator filters in the first layer (appendix 7.2: c7s1-64)
+    ndf: int = 64               # discriminator filters in the first layer (appendix 7.2: C64)
+    n_blocks: int = 9           # residual blocks: 6 for 128x128, 9 for 256x256 and higher (appendix 7.2)
+    n_layers_d: int = 3         # PatchGAN depth: 3 gives the 70x70 PatchGAN (appendix 7.2)
+    upsampling: str = "transpose"  # fractionally-strided convs (appendix 7.2); "resize" = upsample + conv
+    norm: str = "instance"      # instance normalisation (Ulyanov et al. 2016; appendix 7.2)
+    init_gain: float = 0.02     # weights from N(0, 0.02) (appendix 7.1)
+    lambda_cycle: float = 10.0  # lambda of eq. 3 (sec. 4: "We set lambda = 10")
+    lambda_identity: float = 0.5  # identity loss weight, times lambda (sec. 5.2 / reference --lambda_identity 0.5)
+    pool_size: int = 50         # history of generated images for D (sec. 4: "a buffer that stores the 50 ...")
+    lr: float = 2e-4            # Adam learning rate (sec. 4 / appendix 7.1)
+    beta1: float = 0.5          # Adam beta1 (reference --beta1 0.5)
+    beta2: float = 0.999        # Adam beta2 (PyTorch/reference default)
+    n_epochs: int = 100         # epochs at constant lr (sec. 4: "same learning rate for the first 100 epochs")
+    n_epochs_decay: int = 100   # epochs of linear decay to zero (sec. 4: "linearly decay ... over the next 100")
+    batch_size: int = 1         # appendix 7.1: batch size 1
+    flip: bool = True           # random horizontal flips (reference default)
+
+    def __post_init__(self) -> None:
+        if self.load_size is None:
+            self.load_size = round(self.size * 286 / 256)
+        if self.size % 4:
+            raise ValueError(f"size must be a multiple of 4 (two stride-2 downsamplings), got {self.size}")
+        if self.load_size < self.size:
+            raise ValueError(f"load_size ({self.load_size}) must be at least size ({self.size})")
+        if self.n_epochs < 0 or self.n_epochs_decay < 0 or self.n_epochs + self.n_epochs_decay == 0:
+            raise ValueError("n_epochs and n_epochs_decay must be >= 0 and not both 0")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def linear_decay_factor(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
+    """lr multiplier of epoch e (0-based): 1 for e < n_epochs, then 1 - (e + 1 - n_epochs) / (n_epochs_decay + 1).
+
+    The reference's ``lambda_rule`` (epoch_count = 1): the last epoch runs at lr / (n_epochs_decay + 1), the next
+    would run at zero.
+    """
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+    return factor
+
+
+# -------------------------------------------------------------------------------------------------- image pool
+class ImagePool:
+    """History of generated images (Shrivastava et al. 2017; Zhu et al. sec. 4), as the reference's ``ImagePool``.
+
+    While fewer than ``pool_size`` images are stored each query image is stored and returned unchanged; afterwards,
+    with probability 1/2 a random stored image is returned and replaced by the query image, otherwise the query image
+    itself is returned. Its own ``torch.Generator`` draws the coin flips, so the global RNG is untouched and
+    ``state_dict()`` (tensors and ints only) restores it exactly.
+    """
+
+    def __init__(self, pool_size: int = 50, seed: int = 0) -> None:
+        self.pool_size = pool_size
+        self.images: list[torch.Tensor] = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _uniform(self) -> float:
+        return float(torch.rand((), generator=self.generator))
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) for the discriminator, drawn from the history as described above."""
+        if self.pool_size == 0:
+            return images
+        returned = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.pool_size:
+                self.images.append(image.clone())
+                returned.append(image)
+            elif self._uniform() > 0.5:
+                index = int(torch.randint(0, self.pool_size, (), generator=self.generator))
+                returned.append(self.images[index].clone())
+                self.images[index] = image.clone()
+            else:
+                returned.append(image)
+        return torch.cat(returned, 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Stored images (on CPU) and the RNG state, for checkpoints loaded with ``weights_only=True``."""
+        return {"pool_size": self.pool_size, "images": [image.detach().cpu() for image in self.images],
+                "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+        if int(state["pool_size"]) != self.pool_size:
+            raise ValueError(f"pool_size differs: checkpoint {state['pool_size']}, this pool {self.pool_size}")
+        self.images = [image.to(device) for image in state["images"]]
+        self.generator.set_state(state["rng"])
+
+
+# ------------------------------------------------------------------------------------------------------- model
+def build_generator(options: CycleGANOptions) -> ResnetGenerator:
+    return ResnetGenerator(3, 3, options.ngf, options.n_blocks, options.norm, options.upsampling)
+
+
+def build_discriminator(options: CycleGANOptions) -> PatchDiscriminator:
+    return PatchDiscriminator(3, options.ndf, options.n_layers_d, options.norm)
+
+
+class CycleGANModel(nntools.TrainingModel):
+    """The CycleGAN training step (the reference's ``CycleGANModel``): generators first, then discriminators.
+
+    Batches are ``{"A": photos, "B": paintings}`` in [0, 1]; everything inside runs in [-1, 1], so the L1 cycle and
+    identity losses are on the reference's scale and lambda = 10 means the same. Reported losses are the weighted
+    terms (as the reference prints them): ``cycle_A`` = lambda * ||G_B(G_A(a)) - a||_1 in [-1, 1] units.
+    """
+
+    def __init__(self, options: CycleGANOptions | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.options = options = options or CycleGANOptions()
+        with torch.random.fork_rng(devices=[]):  # initial weights are a function of the seed alone
+            torch.manual_seed(seed)
+            self.netG_A, self.netG_B = build_generator(options), build_generator(options)
+            self.netD_A, self.netD_B = build_discriminator(options), build_discriminator(options)
+            for network in (self.netG_A, self.netG_B, self.netD_A, self.netD_B):
+                init_weights(network, options.init_gain)
+        self.networks = {"G_A": self.netG_A, "G_B": self.netG_B, "D_A": self.netD_A, "D_B": self.netD_B}
+        betas = (options.beta1, options.beta2)
+        self.optimizer_G = torch.optim.Adam([*self.netG_A.parameters(), *self.netG_B.parameters()], options.lr, betas)
+        self.optimizer_D = torch.optim.Adam([*self.netD_A.parameters(), *self.netD_B.parameters()], options.lr, betas)
+        self.optimizers = {"G": self.optimizer_G, "D": self.optimizer_D}
+        factor = linear_decay_factor(options.n_epochs, options.n_epochs_decay)
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in self.optimizers.items()}
+        self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+        self.fake_A_pool = ImagePool(options.pool_size, seed=nntools.derive_seed("pool_A", seed))
+        self.fake_B_pool = ImagePool(options.pool_size, seed=nntools.derive_seed("pool_B", seed))
+
+    # -- data
+    def set_input(self, batch: dict[str, torch.Tensor]) -> None:
+        """``batch["A"]`` photos, ``batch["B"]`` paintings, (N, 3, H, W) in [0, 1]."""
+        self.real_A = to_signed(batch["A"].to(self.device))
+        self.real_B = to_signed(batch["B"].to(self.device))
+
+    def forward(self) -> None:
+        """fake_B = G_A(A), rec_A = G_B(G_A(A)), fake_A = G_B(B), rec_B = G_A(G_B(B))."""
+        self.fake_B = self.netG_A(self.real_A)
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B)
+        self.rec_B = self.netG_A(self.fake_A)
+
+    # -- losses
+    def generator_losses(self) -> dict[str, torch.Tensor]:
+        """Adversarial (LSGAN), weighted cycle (eq. 2) and identity (sec. 5.2) terms of the generators."""
+        o = self.options
+        losses = {}
+        if o.lambda_identity > 0:
+            self.idt_A = self.netG_A(self.real_B)  # G_A should be the identity on paintings
+            self.idt_B = self.netG_B(self.real_A)
+            losses["idt_A"] = identity_loss(self.idt_A, self.real_B) * o.lambda_cycle * o.lambda_identity
+            losses["idt_B"] = identity_loss(self.idt_B, self.real_A) * o.lambda_cycle * o.lambda_identity
+        else:
+            zero = torch.zeros((), device=self.device)
+            losses["idt_A"], losses["idt_B"] = zero, zero
+        losses["G_A"] = lsgan_loss(self.netD_A(self.fake_B), True)
+        losses["G_B"] = lsgan_loss(self.netD_B(self.fake_A), True)
+        losses["cycle_A"] = cycle_consistency_loss(self.rec_A, self.real_A) * o.lambda_cycle
+        losses["cycle_B"] = cycle_consistency_loss(self.rec_B, self.real_B) * o.lambda_cycle
+        return losses
+
+    @staticmethod
+    def discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(L_LSGAN(D(real), 1) + L_LSGAN(D(fake), 0)) / 2: halved to slow D relative to G (sec. 7.1, reference)."""
+        return 0.5 * (lsgan_loss(discriminator(real), True) + lsgan_loss(discriminator(fake.detach()), False))
+
+    def optimize_parameters(self) -> dict[str, torch.Tensor]:
+        """One iteration: forward, G_A and G_B step (Ds frozen), then D_A and D_B step on pooled fakes."""
+        discriminators = [self.netD_A, self.netD_B]
+        with self.autocast():
+            self.forward()
+            self.set_requires_grad(discriminators, False)
+            losses = self.generator_losses()
+            loss_G = sum(losses.values())
+        self.backward_step(loss_G, self.optimizer_G)
+        self.set_requires_grad(discriminators, True)
+        fake_B = self.fake_B_pool.query(self.fake_B)
+        fake_A = self.fake_A_pool.query(self.fake_A)
+        with self.autocast():
+            losses["D_A"] = self.discriminator_loss(self.netD_A, self.real_B, fake_B)
+            losses["D_B"] = self.discriminator_loss(self.netD_B, self.real_A, fake_A)
+        # The two discriminators share no parameters: one backward of the sum equals the reference's two backwards.
+        self.backward_step(losses["D_A"] + losses["D_B"], self.optimizer_D)
+        return {name: losses[name].detach() for name in self.loss_names}
+
+    def validate_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Unweighted cycle reconstruction errors (mean L1 in [0, 1] units) on a held-out batch."""
+        real_A, real_B = batch["A"].to(self.device), batch["B"].to(self.device)
+        with self.autocast():
+            rec_A = to_unit(self.netG_B(self.netG_A(to_signed(real_A))))
+            rec_B = to_unit(self.netG_A(self.netG_B(to_signed(real_B))))
+        return {"cycle_l1_A": float(cycle_consistency_loss(rec_A, real_A)),
+                "cycle_l1_B": float(cycle_consistency_loss(rec_B, real_B))}
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        """Last batch in [0, 1]: real_A, fake_B, rec_A, real_B, fake_A, rec_B."""
+        names = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
+        return {n: to_unit(getattr(self, n).detach().float()).clamp(0, 1).cpu() for n in names if hasattr(self, n)}
+
+    # -- checkpoint hooks
+    def extra_state(self) -> dict[str, Any]:
+        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "fake_A_pool" in state:
+            self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
+            self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)
+
+    def describe(self) -> dict[str, Any]:
+        return {"cyclegan": self.options.as_dict()}
+
+
+# ------------------------------------------------------------------------------------------------------- data
+class UnpairedFileDataset(UnpairedDataset):
+    """:class:`datasets.UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
+
+    def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], size: int, load_size: int,
+                 flip: bool = True, train: bool = True) -> None:  # noqa: D107 - deliberately not calling super
+        crop_scale = (size / load_size, size / load_size)
+        root_a = Path(files_a[0]).parent if files_a else Path("A")
+        root_b = Path(files_b[0]).parent if files_b else Path("B")
+        self.domain_a = ImageFolderDataset(root_a, size, load_size, crop_scale, flip, train, files=list(files_a))
+        self.domain_b = ImageFolderDataset(root_b, size, load_size, crop_scale, flip, train, files=list(files_b))
+        self.train = train
+
+
+def split_held_out(files: Sequence[Path], count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(train, held_out): ``count`` files drawn with ``random.Random(seed)`` from the sorted list."""
+    files = sorted(files)
+    if count >= len(files):
+        raise ValueError(f"cannot hold out {count} of {len(files)} images in {Path(files[0]).parent}: "
+                         "at least one must remain for training")
+    held = set(random.Random(seed).sample(range(len(files)), count))
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
+
+
+def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
+    """Images in ``folder`` with an error naming the domain when the folder is missing or empty."""
+    try:
+        return list_images(folder)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"{domain} folder: {error}") from error
+
+
+# --------------------------------------------------------------------------------------------------- training
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+
+
+def train_cyclegan(
+    photos_dir: str | os.PathLike,
+    paintings_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    options: CycleGANOptions | None = None,
+    max_minutes: float | None = None,
+    max_iterations: int | None = None,
+    *,
+    hold_out_photos: int = 8,
+    hold_out_paintings: int = 6,
+    seed: int = 0,
+    checkpoint_every: int = 100,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+    plot: Callable[[nntools.Experiment], Any] | None = None,
+    export_each_epoch: bool = False,
+    assets_dir: Path = assets.ASSETS_DIR,
+    accept_config_changes: Iterable[str] | str = (),
+    progress: bool = True,
+) -> nntools.Experiment:
+    """Build the data and the Experiment, then train (resuming from ``output_dir`` if it holds a checkpoint).
+
+    Stops after ``options.total_epochs`` epochs, at ``max_iterations`` (total), or before ``max_minutes`` of this
+    call have passed (checked between chunks of at most ``checkpoint_every`` iterations, sized from the measured
+    speed; each chunk ends with a checkpoint); rerunning the same call continues where it stopped. ``hold_out_*`` images (fixed seed) are excluded from
+    training and recorded in ``output_dir/split.json`` and in the exported recipe. ``plot(exp)`` is called after
+    every epoch; ``export_each_epoch`` stores the generators in ``assets_dir`` at every epoch end.
+    """
+    started = time.monotonic()
+    options = options or CycleGANOptions()
+    output_dir = Path(output_dir)
+    photos = domain_files(photos_dir, "Photo (domain A)")
+    paintings = domain_files(paintings_dir, "Painting (domain B)")
+    train_photos, held_photos = split_held_out(photos, hold_out_photos, seed)
+    train_paintings, held_paintings = split_held_out(paintings, hold_out_paintings, seed)
+    train_set = UnpairedFileDataset(train_photos, train_paintings, options.size, options.load_size, options.flip)
+    val_set = UnpairedFileDataset(held_photos, held_paintings, options.size, options.load_size, train=False)
+    model = CycleGANModel(options, seed=seed)
+    config = {"data": {"photos_dir": str(Path(photos_dir).resolve()), "paintings_dir": str(Path(paintings_dir).resolve()),
+                       "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b),
+                       "held_out_photos": [p.name for p in held_photos],
+                       "held_out_paintings": [p.name for p in held_paintings]}}
+    exp = nntools.Experiment(model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size,
+                             config=config, accept_config_changes=accept_config_changes, seed=seed,
+                             checkpoint_every=None, device=device, amp=amp, progress=progress)
+    split = {"held_out_photos": [str(p) for p in held_photos], "held_out_paintings": [str(p) for p in held_paintings],
+             "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b)}
+    (output_dir / "split.json").write_text(json.dumps(split, indent=2))
+    ledger = WallClock(output_dir / "wall_time.json")
+
+    last_epoch = exp.epoch
+
+    def on_epoch_end(experiment: nntools.Experiment) -> None:
+        nonlocal last_epoch
+        if experiment.epoch == last_epoch:  # run() re-plots on every chunk: only react to new epochs
+            return
+        last_epoch = experiment.epoch
+        ledger.add()
+        if export_each_epoch:
+            export_generators(experiment, training_recipe(experiment), assets_dir=assets_dir)
+        if plot is not None:
+            plot(experiment)
+
+    if plot is not None and exp.history:
+        plot(exp)
+    target = options.total_epochs
+    seconds_per_iteration = None
+    while exp.epoch < target and (max_iterations is None or exp.iteration < max_iterations):
+        chunk = checkpoint_every
+        if max_minutes is not None:
+            remaining = max_minutes * 60 - (time.monotonic() - started)
+            if seconds_per_iteration is not None:
+                chunk = min(chunk, int(remaining / seconds_per_iteration * 0.95))
+            if remaining <= 0 or chunk < 1:
+                break
+        stop_at = exp.iteration + chunk if max_iterations is None else min(max_iterations, exp.iteration + chunk)
+        chunk_start, iteration_start = time.monotonic(), exp.iteration
+        exp.run(target, plot=on_epoch_end, max_iterations=stop_at)
+        if exp.iteration > iteration_start:
+            seconds_per_iteration = (time.monotonic() - chunk_start) / (exp.iteration - iteration_start)
+    ledger.add()
+    return exp
+
+
+class WallClock:
+    """Accumulated wall-clock seconds of training sessions in a small JSON file (survives resumes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mark = time.monotonic()
+
+    def total(self) -> float:
+        try:
+            return float(json.loads(self.path.read_text())["seconds"])
+        except (OSError, ValueError, KeyError):
+            return 0.0
+
+    def add(self) -> float:
+        now = time.monotonic()
+        total = self.total() + (now - self.mark)
+        self.mark = now
+        self.path.write_text(json.dumps({"seconds": total}))
+        return total
+
+
+def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
+    """How the generators of ``exp`` were made: data, split, epochs, iterations, resolution, loss weights, time."""
+    model: CycleGANModel = exp.model  # type: ignore[assignment]
+    o = model.options
+    data = {k.split(".", 1)[1]: v for k, v in exp.config.items() if k.startswith("data.")}
+    return {
+        "method": "CycleGAN (Zhu et al. 2017), domain A = photos, domain B = paintings",
+        "data": data,
+        "epochs_completed": exp.epoch, "iterations": exp.iteration,
+        "n_epochs": o.n_epochs, "n_epochs_decay": o.n_epochs_decay, "batch_size": o.batch_size,
+        "size": o.size, "load_size": o.load_size, "ngf": o.ngf, "ndf": o.ndf, "n_blocks": o.n_blocks,
+        "upsampling": o.upsampling, "norm": o.norm,
+        "lambda_cycle": o.lambda_cycle, "lambda_identity": o.lambda_identity, "pool_size": o.pool_size,
+        "lr": o.lr, "beta1": o.beta1, "seed": exp.seed,
+        "wall_time_s": round(WallClock(exp.output_dir / "wall_time.json").total(), 1),
+        "device": device_description(exp.device), "torch": torch.__version__,
+        "last_epoch_losses": {k: round(v, 4) for k, v in (exp.history[-1] if exp.history else {}).items()
+                              if isinstance(v, float)},
+    }
+
+
+def export_generators(exp_or_model: nntools.Experiment | CycleGANModel, recipe: dict[str, Any],
+                      assets_dir: Path = assets.ASSETS_DIR) -> dict[str, Path]:
+    """Store G_A as ``cyclegan_photo2painting.pth`` and G_B as ``cyclegan_painting2photo.pth`` (fp16, SHA in manifest)."""
+    model = exp_or_model.model if isinstance(exp_or_model, nntools.Experiment) else exp_or_model
+    paths = {}
+    for direction, network in DIRECTIONS.items():
+        entry = dict(recipe, direction=direction, network=network, architecture="ResnetGenerator")
+        paths[direction] = assets.save_fp16_weights(model.networks[network].state_dict(),
+                                                    f"cyclegan_{direction}.pth", entry, assets_dir=assets_dir)
+    return paths
+
+
+def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | None = None,
+                   upsampling: str | None = None, assets_dir: Path = assets.ASSETS_DIR,
+                   device: torch.device | str = "cpu") -> ResnetGenerator:
+    """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode.
+
+    The architecture comes from the recipe in the manifest unless ``ngf``/``n_blocks``/``upsampling`` are given; a file
+    that does not fit raises :class:`assets.WeightsError` saying what was expected and what the file holds.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+    name = f"cyclegan_{direction}.pth"
+    state = assets.load_verified_weights(name, assets_dir=assets_dir)
+    recipe = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")[name].get("recipe", {})
+    ngf = ngf if ngf is not None else int(recipe.get("ngf", 64))
+    n_blocks = n_blocks if n_blocks is not None else int(recipe.get("n_blocks", 9))
+    upsampling = upsampling or recipe.get("upsampling", "transpose")
+    generator = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, upsampling=upsampling)
+    source = f"{Path(assets_dir) / name} (recipe: ngf={recipe.get('ngf')}, n_blocks={recipe.get('n_blocks')})"
+    try:
+        assets.load_state_into(generator, state, source)
+    except assets.WeightsError as error:
+        raise assets.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
+                                  f"upsampling={upsampling}: {error}") from error
+    return generator.to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+def load_images(files: Iterable[str | os.PathLike], size: int) -> list[torch.Tensor]:
+    """Images as (1, 3, H, W) in [0, 1], longest side ``size``."""
+    return [load_image(f, size) for f in files]
+
+
+@torch.no_grad()
+def cycle_reconstruction_error(forward: nn.Module, backward: nn.Module, images: Sequence[torch.Tensor]) -> float:
+    """Mean L1 in [0, 1] units between x and backward(forward(x)) (eq. 2 without the weight), over ``images``."""
+    errors = [float(cycle_consistency_loss(translate(backward, translate(forward, x)), x)) for x in images]
+    return sum(errors) / len(errors)
+
+
+@torch.no_grad()
+def mean_grams(vgg: nn.Module, images: Sequence[torch.Tensor], layers: Sequence[str] = GRAM_LAYERS
+               ) -> dict[str, torch.Tensor]:
+    """Mean normalised Gram matrix (Johnson eq. 3) per layer over a set of images: the set's style centroid."""
+    sums: dict[str, torch.Tensor] = {}
+    for image in images:
+        features = vgg(image.to(next(vgg.buffers()).device))
+        for layer in layers:
+            gram = gram_matrix(features[layer], normalize=True)[0]
+            sums[layer] = sums.get(layer, 0) + gram
+    return {layer: total / len(images) for layer, total in sums.items()}
+
+
+@torch.no_grad()
+def gram_distance(vgg: nn.Module, images: Sequence[torch.Tensor], centroid: dict[str, torch.Tensor]) -> float:
+    """Mean over images and layers of ||G_l(x) - Gbar_l||_F / ||Gbar_l||_F: relative style distance to a set."""
+    distances = []
+    for image in images:
+        features = vgg(image.to(next(vgg.buffers()).device))
+        per_layer = [float((gram_matrix(features[l], normalize=True)[0] - c).norm() / c.norm())
+                     for l, c in centroid.items()]
+        distances.append(sum(per_layer) / len(per_layer))
+    return sum(distances) / len(distances)
+
+
+def style_statistic(vgg: nn.Module, images: Sequence[torch.Tensor], photo_centroid: dict[str, torch.Tensor],
+                    painting_centroid: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Gram distances of ``images`` to the photo set and to the painting set, and their ratio (< 1: painting-like)."""
+    to_photos = gram_distance(vgg, images, photo_centroid)
+    to_paintings = gram_distance(vgg, images, painting_centroid)
+    return {"to_photos": to_photos, "to_paintings": to_paintings, "ratio_paintings_over_photos": to_paintings / to_photos}
+
+
+def evaluate_translation(photo2painting: nn.Module, painting2photo: nn.Module, held_photos: Sequence[torch.Tensor],
+                         held_paintings: Sequence[torch.Tensor], train_photos: Sequence[torch.Tensor],
+                         train_paintings: Sequence[torch.Tensor], vgg: nn.Module | None = None) -> dict[str, Any]:
+    """The evidence table: cycle errors on held-out images; Gram distances before vs after translation."""
+    if vgg is None:
+        from vgg import VGGFeatures
+        vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
+    photo_centroid, painting_centroid = mean_grams(vgg, train_photos), mean_grams(vgg, train_paintings)
+    fake_paintings = [translate(photo2painting, x) for x in held_photos]
+    fake_photos = [translate(painting2photo, x) for x in held_paintings]
+    return {
+        "cycle_l1_photo": cycle_reconstruction_error(photo2painting, painting2photo, held_photos),
+        "cycle_l1_painting": cycle_reconstruction_error(painting2photo, photo2painting, held_paintings),
+        "held_out_photos": style_statistic(vgg, held_photos, photo_centroid, painting_centroid),
+        "generated_paintings": style_statistic(vgg, fake_paintings, photo_centroid, painting_centroid),
+        "held_out_paintings": style_statistic(vgg, held_paintings, photo_centroid, painting_centroid),
+        "generated_photos": style_statistic(vgg, fake_photos, photo_centroid, painting_centroid),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------- CLI
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train CycleGAN photo <-> painting (resumable).")
+    parser.add_argument("--photos", required=True, help="folder of photos (domain A)")
+    parser.add_argument("--paintings", required=True, help="folder of paintings (domain B)")
+    parser.add_argument("--out", required=True, help="output/checkpoint folder (rerun to resume)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--load-size", type=int, default=None)
+    parser.add_argument("--n-blocks", type=int, default=9)
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--ndf", type=int, default=64)
+    parser.add_argument("--upsampling", choices=("transpose", "resize"), default="transpose")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs at constant learning rate")
+    parser.add_argument("--epochs-decay", type=int, default=100, help="epochs of linear decay to zero")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop this session after M minutes")
+    parser.add_argument("--max-iterations", type=int, default=None)
+    parser.add_argument("--hold-out-photos", type=int, default=8)
+    parser.add_argument("--hold-out-paintings", type=int, default=6)
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="iterations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--amp", action="store_true")
+    parser.add_argument("--export", action="store_true", help="store fp16 generators in assets/ when done")
+    parser.add_argument("--export-each-epoch", action="store_true", help="also export at every epoch end")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = CycleGANOptions(size=args.size, load_size=args.load_size, ngf=args.ngf, ndf=args.ndf,
+                              n_blocks=args.n_blocks, upsampling=args.upsampling, n_epochs=args.epochs,
+                              n_epochs_decay=args.epochs_decay)
+    exp = train_cyclegan(args.photos, args.paintings, args.out, options, args.max_minutes, args.max_iterations,
+                         hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings,
+                         seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
+                         export_each_epoch=args.export_each_epoch, progress=not args.no_progress)
+    print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)
+    if args.export:
+        paths = export_generators(exp, training_recipe(exp))
+        print("exported " + ", ".join(str(p) for p in paths.values()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
