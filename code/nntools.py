@@ -1,0 +1,1018 @@
+"""Training utilities: the course's ``nntools`` generalised to multi-network models.
+
+The familiar course API still works::
+
+    exp = Experiment(net, train_set, val_set, optimizer, stats_manager,
+                     output_dir="runs/denoise", batch_size=16,
+                     perform_validation_during_training=True)
+    exp.run(num_epochs=20, plot=lambda exp: ...)
+
+and any model with several networks/optimisers (CycleGAN, real-time style
+transfer) subclasses :class:`TrainingModel` (pytorch-CycleGAN-and-pix2pix style).
+
+What :class:`Experiment` guarantees:
+
+* checkpoints are written atomically (temporary file, fsync, ``os.replace``); the
+  previous good one is kept as ``checkpoint.prev.pth.tar`` and used if the latest
+  is corrupt; everything loads with ``torch.load(..., weights_only=True)``;
+* exact resume: data order is a pure function of (seed, epoch), every sample is
+  produced under a seed derived from (seed, epoch, position), and the global RNG
+  states are checkpointed, so a run killed at any moment and restarted ends with
+  bit-identical weights (single process, CPU, same thread count);
+* ``config.json`` is compared on resume and differences must be accepted on
+  purpose (``accept_config_changes``); accepted optimiser changes are applied;
+* a NaN/inf loss raises :class:`NonFiniteLossError` without saving anything.
+"""
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+try:  # tqdm is optional: without it there is simply no progress bar.
+    from tqdm.auto import tqdm as _tqdm
+except ImportError:  # pragma: no cover - depends on the environment
+    _tqdm = None
+
+__all__ = [
+    "NeuralNetwork", "StatsManager", "TrainingModel", "SupervisedModel", "Experiment",
+    "ResumableSampler", "SeededDataset", "ConfigMismatchError", "NonFiniteLossError",
+    "CheckpointError", "plot_history", "to_device", "auto_device", "derive_seed",
+]
+
+CHECKPOINT_NAME = "checkpoint.pth.tar"
+PREV_CHECKPOINT_NAME = "checkpoint.prev.pth.tar"
+CHECKPOINT_FORMAT = 1
+
+
+# ----------------------------------------------------------------------------- errors
+class ConfigMismatchError(ValueError):
+    """The experiment's configuration differs from the one stored in ``output_dir``."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss (or parameter) became NaN or infinite; nothing was saved after it."""
+
+
+class CheckpointError(RuntimeError):
+    """Checkpoints exist but none can be loaded (or one does not fit the model)."""
+
+
+# ----------------------------------------------------------------------------- course classes
+class NeuralNetwork(nn.Module, metaclass=abc.ABCMeta):
+    """The course's base class: a network that also knows its loss ``criterion(y, d)``."""
+
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute the network output."""
+
+    @abc.abstractmethod
+    def criterion(self, y: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Loss between the output ``y`` and the desired output ``d``."""
+
+
+class StatsManager:
+    """Accumulates statistics over an epoch; the default one tracks the mean loss."""
+
+    def __init__(self) -> None:
+        self.init()
+
+    def __repr__(self) -> str:
+        return self.__class__.__name__
+
+    def init(self) -> None:
+        """Reset the statistics (start of an epoch / evaluation)."""
+        self.running_loss = 0.0
+        self.number_update = 0
+
+    def accumulate(self, loss: float, x: Any = None, y: Any = None, d: Any = None) -> None:
+        """Add the loss (and optionally input, output, target) of one mini-batch."""
+        self.running_loss += float(loss)
+        self.number_update += 1
+
+    def summarize(self) -> Any:
+        """Statistics of the epoch (default: the mean loss)."""
+        return self.running_loss / self.number_update if self.number_update else float("nan")
+
+
+# ----------------------------------------------------------------------------- helpers
+def auto_device() -> torch.device:
+    """CUDA (the local rank's GPU under torchrun), then Apple MPS, then CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def to_device(obj: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
+    """Move tensors inside (nested) tuples, lists and dicts to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        moved = [to_device(v, device, non_blocking) for v in obj]
+        return type(obj)(*moved) if hasattr(obj, "_fields") else type(obj)(moved)
+    return obj
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed that is a pure function of ``parts`` (stable across processes)."""
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def _plain(obj: Any) -> Any:
+    """Convert tensors / numpy scalars to python numbers so that history is weights_only-safe."""
+    if isinstance(obj, torch.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.detach().cpu().tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def _dist_info() -> tuple[int, int]:
+    """(rank, world_size); (0, 1) unless torch.distributed is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _capture_rng_state() -> dict[str, Any]:
+    """Global RNG states as tensors / lists / numbers (loadable with weights_only=True)."""
+    version, mt_state, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`_capture_rng_state`."""
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+def _seed_global_rngs(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (best effort: not possible on every OS / file system)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
+    """Write via ``write(file)`` to ``path`` atomically: temp file, flush, fsync, os.replace."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+# ----------------------------------------------------------------------------- data
+class ResumableSampler(Sampler):
+    """Per-epoch permutation that is a pure function of (seed, epoch), resumable at any position.
+
+    Yields ``(dataset_index, sample_seed)`` pairs for :class:`SeededDataset`. Under DDP each
+    rank takes the permutation positions ``start + rank, start + rank + world_size, ...``.
+    """
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1, stream: str = "train") -> None:
+        self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.rank, self.world_size, self.stream = rank, world_size, stream
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch and the global permutation position to start from."""
+        self.epoch, self.start = epoch, start
+
+    def permutation(self, epoch: int) -> list[int]:
+        """The full (unsharded) order of dataset indices for ``epoch``."""
+        if not self.shuffle:
+            return list(range(self.length))
+        generator = torch.Generator().manual_seed(derive_seed("perm", self.seed, epoch))
+        return torch.randperm(self.length, generator=generator).tolist()
+
+    def __len__(self) -> int:
+        return max(self.length - self.start, 0) // self.world_size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self.permutation(self.epoch)
+        for i in range(len(self)):
+            position = self.start + i * self.world_size + self.rank
+            yield order[position], derive_seed(self.stream, self.seed, self.epoch, position)
+
+
+class SeededDataset(Dataset):
+    """Wraps a dataset so that item ``(index, sample_seed)`` is produced under that seed.
+
+    The torch CPU, python ``random`` and NumPy global generators are seeded for the call and
+    restored afterwards, so random crops/flips are reproducible whatever the resume point or
+    ``num_workers``, and the caller's RNG streams are not disturbed.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        index, sample_seed = key
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(sample_seed)
+            random.seed(sample_seed)
+            np.random.seed(sample_seed % 2**32)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
+
+
+# ----------------------------------------------------------------------------- models
+class TrainingModel:
+    """Base class of everything an :class:`Experiment` trains.
+
+    Subclasses fill ``networks``, ``optimizers``, ``schedulers`` (stepped once per epoch) and
+    ``loss_names`` in ``__init__`` (after ``super().__init__()``) and implement
+    :meth:`set_input` and :meth:`optimize_parameters`. ``device``, ``amp`` and ``scaler`` are
+    set by the Experiment.
+    """
+
+    def __init__(self) -> None:
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.loss_names: list[str] = []
+        self.device = torch.device("cpu")
+        self.amp = False
+        self.scaler = torch.amp.GradScaler("cpu", enabled=False)
+
+    # -- to implement
+    def set_input(self, batch: Any) -> None:
+        """Receive one mini-batch (move it to ``self.device``, e.g. with :func:`to_device`)."""
+        raise NotImplementedError
+
+    def optimize_parameters(self) -> dict[str, float | torch.Tensor]:
+        """One training step on the current input; returns the named losses."""
+        raise NotImplementedError
+
+    def validate_batch(self, batch: Any) -> dict[str, float]:
+        """Losses on one validation batch (no gradients needed); used by ``evaluate()``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement validate_batch()")
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        """Images of the last batch, for display (optional)."""
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """Additional state to checkpoint (tensors/lists/numbers only), e.g. an image pool."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    def describe(self) -> dict[str, Any]:
+        """Extra entries for the automatically derived config (optional)."""
+        return {}
+
+    # -- hooks used by the Experiment (defaults do nothing special)
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before the first batch of every epoch (not when resuming mid-epoch)."""
+
+    def epoch_summary(self) -> dict[str, Any]:
+        """Extra entries for the epoch's history record."""
+        return {}
+
+    def on_evaluate_start(self) -> None:
+        """Called before ``evaluate()`` iterates over the validation set."""
+
+    def evaluate_summary(self, mean_losses: dict[str, float]) -> Any:
+        """What ``evaluate()`` returns (default: the mean of the ``validate_batch`` dicts)."""
+        return mean_losses
+
+    # -- helpers for subclasses
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed-precision context (fp16 autocast on CUDA when amp is on, else a no-op)."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.float16)
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                      networks: Iterable[nn.Module] | None = None,
+                      clip_grad_norm: float | None = None) -> None:
+        """zero_grad, (scaled) backward, optional clipping, optimizer step, scaler update.
+
+        ``networks``: modules whose gradients are also cleared first (e.g. a discriminator the
+        generator loss back-propagates through) and, with ``clip_grad_norm``, the modules clipped
+        (default: the optimizer's parameters).
+        """
+        networks = list(networks or [])
+        optimizer.zero_grad(set_to_none=True)
+        for network in networks:
+            network.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if clip_grad_norm is not None:
+            self.scaler.unscale_(optimizer)
+            params = ([p for n in networks for p in n.parameters()] if networks else
+                      [p for g in optimizer.param_groups for p in g["params"]])
+            nn.utils.clip_grad_norm_(params, clip_grad_norm)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    @staticmethod
+    def set_requires_grad(networks: Iterable[nn.Module], requires_grad: bool) -> None:
+        """Freeze/unfreeze networks (e.g. the discriminators during the generator step)."""
+        for network in networks:
+            for param in network.parameters():
+                param.requires_grad_(requires_grad)
+
+    def train(self) -> None:
+        for network in self.networks.values():
+            network.train()
+
+    def eval(self) -> None:
+        for network in self.networks.values():
+            network.eval()
+
+    def to(self, device: torch.device | str) -> "TrainingModel":
+        self.device = torch.device(device)
+        for network in self.networks.values():
+            network.to(self.device)
+        return self
+
+
+class SupervisedModel(TrainingModel):
+    """Adapts the course's ``(NeuralNetwork, optimizer, StatsManager)`` to ``(x, d)`` batches."""
+
+    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer,
+                 stats_manager: StatsManager | None = None) -> None:
+        super().__init__()
+        if not callable(getattr(net, "criterion", None)):
+            raise TypeError(f"{type(net).__name__} needs a criterion(y, d) method (see NeuralNetwork)")
+        self.net, self.optimizer = net, optimizer
+        self.stats_manager = stats_manager if stats_manager is not None else StatsManager()
+        self.networks, self.optimizers, self.loss_names = {"net": net}, {"net": optimizer}, ["loss"]
+
+    def set_input(self, batch: Any) -> None:
+        self.x, self.d = to_device(batch, self.device)
+
+    def optimize_parameters(self) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            self.y = self.net(self.x)
+            loss = self.net.criterion(self.y, self.d)
+        self.backward_step(loss, self.optimizer)
+        with torch.no_grad():
+            self.stats_manager.accumulate(loss.item(), self.x, self.y, self.d)
+        return {"loss": loss.detach()}
+
+    def validate_batch(self, batch: Any) -> dict[str, float]:
+        x, d = to_device(batch, self.device)
+        with torch.no_grad(), self.autocast():
+            y = self.net(x)
+            loss = self.net.criterion(y, d)
+        self.stats_manager.accumulate(loss.item(), x, y, d)
+        return {"loss": loss.item()}
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, k) for k in ("x", "y", "d") if isinstance(getattr(self, k, None), torch.Tensor)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"stats_manager": type(self.stats_manager).__name__}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.stats_manager.init()
+
+    def epoch_summary(self) -> dict[str, Any]:
+        return {"train": self.stats_manager.summarize()}
+
+    def on_evaluate_start(self) -> None:
+        self.stats_manager.init()
+
+    def evaluate_summary(self, mean_losses: dict[str, float]) -> Any:
+        return self.stats_manager.summarize()
+
+    def extra_state(self) -> dict[str, Any]:
+        """The StatsManager's plain attributes, so a mid-epoch resume keeps the epoch's stats."""
+        return {"stats": {k: _plain(v) for k, v in vars(self.stats_manager).items()
+                          if isinstance(v, (bool, int, float, np.generic, torch.Tensor))}}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        for key, value in state.get("stats", {}).items():
+            setattr(self.stats_manager, key, value)
+
+
+# ----------------------------------------------------------------------------- config
+_OPTIMIZER_SKIP = {"params", "initial_lr", "foreach", "capturable", "differentiable", "fused"}
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.loads(json.dumps(_plain(value)))
+
+
+def _optimizer_hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Hyper-parameters of every param group (the lr before any scheduler decay)."""
+    out: dict[str, Any] = {}
+    for i, group in enumerate(optimizer.param_groups):
+        prefix = "" if i == 0 else f"group{i}."
+        for key, value in group.items():
+            if key in _OPTIMIZER_SKIP or not isinstance(value, (bool, int, float, str, tuple, list, type(None))):
+                continue
+            if key == "lr":
+                value = group.get("initial_lr", value)
+            out[prefix + key] = value.item() if isinstance(value, torch.Tensor) else value
+    return out
+
+
+def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{key: (stored, new)} for every key whose value differs ('<missing>' when absent)."""
+    keys = list(old) + [k for k in new if k not in old]
+    return {k: (old.get(k, "<missing>"), new.get(k, "<missing>"))
+            for k in keys if old.get(k, "<missing>") != new.get(k, "<missing>")}
+
+
+# ----------------------------------------------------------------------------- experiment
+class Experiment:
+    """Trains a :class:`TrainingModel` (or a course ``NeuralNetwork``) with resumable checkpoints.
+
+    ``Experiment(net, train_set, val_set, optimizer, stats_manager, output_dir, batch_size,
+    perform_validation_during_training)`` is the course's signature; pass a TrainingModel as
+    first argument (and no optimizer) for anything else. Constructing it again with the same
+    ``output_dir`` resumes from the last checkpoint. See the module docstring for guarantees.
+    """
+
+    def __init__(self, model_or_net: TrainingModel | nn.Module, train_set: Dataset,
+                 val_set: Dataset | None = None, optimizer: torch.optim.Optimizer | None = None,
+                 stats_manager: StatsManager | None = None, output_dir: str | os.PathLike | None = None,
+                 batch_size: int = 16, perform_validation_during_training: bool = False, *,
+                 config: Mapping[str, Any] | None = None,
+                 accept_config_changes: Iterable[str] | str = (), seed: int = 0,
+                 num_workers: int = 0, checkpoint_every: int | None = 200,
+                 keep_every_epochs: int | None = None, device: torch.device | str | None = None,
+                 amp: bool = False, tensorboard: bool = False, collate_fn: Callable | None = None,
+                 drop_last: bool = True, progress: bool = True, log_every: int | None = None) -> None:
+        if isinstance(model_or_net, TrainingModel):
+            if optimizer is not None:
+                raise TypeError("pass the optimizers inside the TrainingModel, not as `optimizer`")
+            self.model = model_or_net
+        elif isinstance(model_or_net, nn.Module):
+            if optimizer is None:
+                raise TypeError("Experiment(net, ...) needs an optimizer (course signature)")
+            self.model = SupervisedModel(model_or_net, optimizer, stats_manager)
+        else:
+            raise TypeError(f"expected a TrainingModel or nn.Module, got {type(model_or_net).__name__}")
+        if not hasattr(self.model, "networks"):
+            raise TypeError(f"{type(self.model).__name__}.__init__ must call super().__init__()")
+
+        self.train_set, self.val_set = train_set, val_set
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.perform_validation_during_training = perform_validation_during_training
+        self.checkpoint_every, self.keep_every_epochs = checkpoint_every, keep_every_epochs
+        self.collate_fn, self.drop_last, self.progress = collate_fn, drop_last, progress
+        self.log_every = log_every
+        self.rank, self.world_size = _dist_info()
+        if (perform_validation_during_training and val_set is not None
+                and type(self.model).validate_batch is TrainingModel.validate_batch):
+            raise TypeError(f"{type(self.model).__name__} must implement validate_batch() for validation")
+        if drop_last and len(train_set) // self.world_size < batch_size:  # type: ignore[arg-type]
+            raise ValueError(f"train_set has {len(train_set)} items: fewer than one batch of "  # type: ignore[arg-type]
+                             f"{batch_size} per process (use drop_last=False or a smaller batch_size)")
+
+        # Device and precision.
+        self.device = torch.device(device) if device is not None else auto_device()
+        self.amp = bool(amp) and self.device.type == "cuda"
+        if amp and not self.amp:
+            warnings.warn(f"amp=True has no effect on {self.device.type}; training in float32")
+        self.model.amp = self.amp
+        self.model.scaler = torch.amp.GradScaler("cuda" if self.amp else "cpu", enabled=self.amp)
+        self.model.to(self.device)
+
+        # State.
+        self.history: list[dict[str, Any]] = []
+        self.iteration_history: list[dict[str, Any]] = []  # losses every `log_every` iterations
+        self.config_changes: list[dict[str, Any]] = []
+        self.epoch = 0          # completed epochs
+        self.iteration = 0      # completed training steps
+        self.position = 0       # samples of the current epoch already consumed (global, all ranks)
+        self._epoch_sums: dict[str, float] = {}
+        self._epoch_batches = 0
+        self._poisoned = False
+        self._latest_is_corrupt = False
+        self._verified_weights_only = False
+        self._writer = None
+        self._want_tensorboard = tensorboard
+        self.sampler = ResumableSampler(len(train_set), seed, rank=self.rank,  # type: ignore[arg-type]
+                                        world_size=self.world_size)
+
+        if output_dir is None:
+            output_dir = f"experiment_{time.time()}"
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+        # Config: derived description + user's dict; check against what is stored.
+        self.config = self._derive_config(config or {})
+        checkpoint, checkpoint_file = self._read_checkpoint()
+        stored = self._read_stored_config(checkpoint)
+        if stored is not None:
+            differences = _config_diff(stored, self.config)
+            accept_all = accept_config_changes == "all"
+            accepted = set() if accept_all else {accept_config_changes} if isinstance(
+                accept_config_changes, str) else set(accept_config_changes)
+            refused = {k: v for k, v in differences.items() if not accept_all and k not in accepted}
+            if refused:
+                raise ConfigMismatchError(self._mismatch_message(refused))
+        if checkpoint is not None:
+            self._apply_checkpoint(checkpoint, checkpoint_file)
+        else:
+            _seed_global_rngs(seed)
+        if self.rank == 0 and (stored != self.config or not self.config_path.exists()):
+            self._write_config()
+        self._barrier()
+
+    # ------------------------------------------------------------------ course-compatible aliases
+    @property
+    def net(self) -> nn.Module | None:
+        """The course's ``exp.net`` (supervised models only)."""
+        return getattr(self.model, "net", None)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        return getattr(self.model, "optimizer", None)
+
+    @property
+    def stats_manager(self) -> StatsManager | None:
+        return getattr(self.model, "stats_manager", None)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output_dir / CHECKPOINT_NAME
+
+    @property
+    def prev_checkpoint_path(self) -> Path:
+        return self.output_dir / PREV_CHECKPOINT_NAME
+
+    @property
+    def config_path(self) -> Path:
+        return self.output_dir / "config.json"
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{k}: {v}" for k, v in self.config.items())
+
+    # ------------------------------------------------------------------ config
+    def _derive_config(self, user_config: Mapping[str, Any]) -> dict[str, Any]:
+        derived: dict[str, Any] = {"model": type(self.model).__name__}
+        for name, network in self.model.networks.items():
+            derived[f"network.{name}.class"] = type(network).__name__
+            derived[f"network.{name}.parameters"] = sum(p.numel() for p in network.parameters())
+        for name, optimizer in self.model.optimizers.items():
+            derived[f"optimizer.{name}.class"] = type(optimizer).__name__
+            for key, value in _optimizer_hyperparameters(optimizer).items():
+                derived[f"optimizer.{name}.{key}"] = value
+        for name, scheduler in self.model.schedulers.items():
+            derived[f"scheduler.{name}.class"] = type(scheduler).__name__
+        derived.update(self.model.describe())
+        derived.update({"train_set.class": type(self.train_set).__name__,
+                        "train_set.length": len(self.train_set),  # type: ignore[arg-type]
+                        "batch_size": self.batch_size, "seed": self.seed, "drop_last": self.drop_last})
+        config: dict[str, Any] = {}
+        _flatten("", dict(user_config), config)
+        for key, value in derived.items():
+            if key not in config:
+                _flatten(key, value, config)
+        return config
+
+    def _read_stored_config(self, checkpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.config_path.exists():
+            try:
+                return json.loads(self.config_path.read_text())
+            except (OSError, ValueError) as error:
+                warnings.warn(f"{self.config_path} cannot be read ({error}); comparing with the "
+                              "config stored in the checkpoint instead")
+        return dict(checkpoint["config"]) if checkpoint is not None and "config" in checkpoint else None
+
+    def _mismatch_message(self, refused: dict[str, tuple[Any, Any]]) -> str:
+        lines = [f"The configuration differs from the one stored in {self.output_dir}:"]
+        lines += [f"  {k}: stored {stored!r}, new {new!r}" for k, (stored, new) in refused.items()]
+        keys = ", ".join(repr(k) for k in refused)
+        lines += ["If this change is on purpose, accept it explicitly (it is recorded and, for optimizer",
+                  "hyper-parameters, applied on top of the resumed optimizer state):",
+                  f"  Experiment(..., accept_config_changes=[{keys}])   # or accept_config_changes=\"all\"",
+                  "Otherwise use another output_dir or restore the previous settings."]
+        return "\n".join(lines)
+
+    def _write_config(self) -> None:
+        text = json.dumps(self.config, indent=2)
+        _atomic_write_bytes(self.config_path, lambda f: f.write(text.encode()))
+        txt = "\n".join(f"{k}: {v}" for k, v in self.config.items()) + "\n"
+        _atomic_write_bytes(self.output_dir / "config.txt", lambda f: f.write(txt.encode()))
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (all weights_only-loadable)."""
+        m = self.model
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "networks": {k: v.state_dict() for k, v in m.networks.items()},
+            "optimizers": {k: v.state_dict() for k, v in m.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in m.schedulers.items()},
+            "scaler": m.scaler.state_dict(),
+            "extra_state": m.extra_state(),
+            "history": self.history, "iteration_history": self.iteration_history,
+            "config": self.config, "config_changes": self.config_changes,
+            "epoch": self.epoch, "iteration": self.iteration, "position": self.position,
+            "epoch_sums": dict(self._epoch_sums), "epoch_batches": self._epoch_batches,
+            "rng": _capture_rng_state(),
+        }
+
+    def save(self) -> None:
+        """Write the checkpoint atomically, keeping the previous one (collective under DDP)."""
+        if self._poisoned:
+            raise NonFiniteLossError("refusing to save: training produced a non-finite loss; "
+                                     f"the last good checkpoint {self.checkpoint_path} is kept")
+        if self.rank == 0:
+            state = self.state_dict()
+            tmp = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            if not self._verified_weights_only:
+                try:
+                    torch.load(tmp, map_location="cpu", weights_only=True)
+                except Exception as error:
+                    raise TypeError("the checkpoint cannot be loaded with weights_only=True; keep "
+                                    "extra_state()/history to tensors, lists, dicts and numbers: "
+                                    f"{error}") from error
+                self._verified_weights_only = True
+            if self.checkpoint_path.exists():
+                if self._latest_is_corrupt:  # keep the good .prev; set the corrupt file aside
+                    os.replace(self.checkpoint_path, self.output_dir / f"checkpoint.corrupt-{int(time.time())}.pth.tar")
+                    self._latest_is_corrupt = False
+                else:
+                    os.replace(self.checkpoint_path, self.prev_checkpoint_path)
+            os.replace(tmp, self.checkpoint_path)
+            _fsync_dir(self.output_dir)
+        self._barrier()
+
+    def _keep_epoch_copy(self) -> None:
+        path = self.output_dir / f"checkpoint_epoch{self.epoch:04d}.pth.tar"
+        with open(self.checkpoint_path, "rb") as src:
+            _atomic_write_bytes(path, lambda f: shutil.copyfileobj(src, f))
+
+    def _read_checkpoint(self) -> tuple[dict[str, Any] | None, Path | None]:
+        """Load the latest checkpoint, falling back to the previous one; raise if all are bad."""
+        problems: list[str] = []
+        candidates = [self.checkpoint_path, self.prev_checkpoint_path]
+        for i, path in enumerate(candidates):
+            if not path.exists():
+                continue
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                missing = {"networks", "optimizers", "epoch", "iteration", "rng"} - set(state)
+                if missing:
+                    raise KeyError(f"not an nntools checkpoint (missing {sorted(missing)})")
+            except Exception as error:  # noqa: BLE001 - any failure means "unusable file"
+                problem = f"{path}: {type(error).__name__}: {str(error)[:300]}"
+                problems.append(problem)
+                rest = [str(p) for p in candidates[i + 1:] if p.exists()]
+                warnings.warn(f"Checkpoint {problem} -- " + (f"falling back to {rest[0]}" if rest else "no fallback"))
+                if path == self.checkpoint_path:
+                    self._latest_is_corrupt = True
+                continue
+            if problems or path != self.checkpoint_path:
+                warnings.warn(f"Resuming from {path} (epoch {state['epoch']}, iteration {state['iteration']})")
+            return state, path
+        if problems:
+            epoch_copies = sorted(p.name for p in self.output_dir.glob("checkpoint_epoch*.pth.tar"))
+            hint = (f" Epoch copies exist ({', '.join(epoch_copies)}): copy one to {self.checkpoint_path} "
+                    "to resume from it." if epoch_copies else "")
+            raise CheckpointError("No loadable checkpoint; nothing was deleted or overwritten:\n  "
+                                  + "\n  ".join(problems) + "\nMove these files away to start from "
+                                  "scratch, or use another output_dir." + hint)
+        return None, None
+
+    def _apply_checkpoint(self, state: dict[str, Any], path: Path | None) -> None:
+        m = self.model
+        saved_config = state.get("config", {})
+        changed = _config_diff(saved_config, self.config) if saved_config else {}
+        try:
+            for name, network in m.networks.items():
+                network.load_state_dict(state["networks"][name])
+            for name, optimizer in m.optimizers.items():
+                if f"optimizer.{name}.class" in changed:
+                    warnings.warn(f"optimizer {name!r} changed class: its state is not restored")
+                    continue
+                optimizer.load_state_dict(state["optimizers"][name])
+            for name, scheduler in m.schedulers.items():
+                if name in state.get("schedulers", {}):
+                    scheduler.load_state_dict(state["schedulers"][name])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{path} does not fit this model: {type(error).__name__}: {error}") from error
+        if m.scaler.is_enabled() and state.get("scaler"):
+            m.scaler.load_state_dict(state["scaler"])
+        m.load_extra_state(state.get("extra_state", {}))
+        self.history = list(state.get("history", []))
+        self.iteration_history = list(state.get("iteration_history", []))
+        self.config_changes = list(state.get("config_changes", []))
+        self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        self.position = int(state.get("position", 0))
+        self._epoch_sums = dict(state.get("epoch_sums", {}))
+        self._epoch_batches = int(state.get("epoch_batches", 0))
+        for key, (old, new) in changed.items():
+            self.config_changes.append({"key": key, "stored": old, "new": new,
+                                        "epoch": self.epoch, "iteration": self.iteration})
+            self._apply_optimizer_change(key, new)
+        _restore_rng_state(state["rng"])
+
+    def _apply_optimizer_change(self, key: str, value: Any) -> None:
+        """Set an accepted optimizer hyper-parameter on top of the restored optimizer state."""
+        match = re.fullmatch(r"optimizer\.(.+?)\.(?:group(\d+)\.)?([^.]+)", key)
+        if not match or match.group(3) == "class" or match.group(1) not in self.model.optimizers:
+            return
+        optimizer = self.model.optimizers[match.group(1)]
+        index, hp = int(match.group(2) or 0), match.group(3)
+        if index >= len(optimizer.param_groups) or value == "<missing>":
+            return
+        group = optimizer.param_groups[index]
+        if hp != "lr":
+            group[hp] = tuple(value) if isinstance(group.get(hp), tuple) else value
+            return
+        old_base = group.get("initial_lr", group["lr"])
+        group["lr"] = value * (group["lr"] / old_base) if old_base else value  # keep the decay factor
+        if "initial_lr" in group:
+            group["initial_lr"] = value
+        for scheduler in self.model.schedulers.values():
+            if getattr(scheduler, "optimizer", None) is optimizer and hasattr(scheduler, "base_lrs"):
+                scheduler.base_lrs[index] = value
+                if hasattr(scheduler, "_last_lr"):
+                    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+    def load(self) -> None:
+        """Reload the latest (or, if it is corrupt, the previous) checkpoint from disk."""
+        state, path = self._read_checkpoint()
+        if state is None:
+            raise CheckpointError(f"no checkpoint in {self.output_dir}")
+        self._apply_checkpoint(state, path)
+
+    # ------------------------------------------------------------------ training
+    def _barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def _loader(self, dataset: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader:
+        return DataLoader(SeededDataset(dataset), batch_size=self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=self.collate_fn,
+                          drop_last=drop_last, pin_memory=self.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(self.seed))  # keeps global RNG untouched
+
+    def _tensorboard(self) -> Any:
+        if self._want_tensorboard and self._writer is None and self.rank == 0:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._writer = SummaryWriter(str(self.output_dir / "tensorboard"),  # drop steps not in the
+                                             purge_step=self.iteration + 1)  # checkpoint
+            except ImportError:
+                warnings.warn("tensorboard=True but tensorboard is not installed (pip install tensorboard)")
+                self._want_tensorboard = False
+        return self._writer
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                self._poisoned = True
+                raise NonFiniteLossError(
+                    f"loss {name!r} is {value} at epoch {self.epoch + 1}, iteration {self.iteration + 1}; "
+                    f"this state was not saved and the last good checkpoint {self.checkpoint_path} is "
+                    "untouched. Lower the learning rate (accept_config_changes=[...]) or disable amp, "
+                    "then construct the Experiment again to resume.")
+
+    def run(self, num_epochs: int, plot: Callable[["Experiment"], Any] | None = None,
+            max_iterations: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``num_epochs`` epochs are done in total (or ``self.iteration`` reaches
+        ``max_iterations``, counted in total too). ``plot(exp)`` is called after every epoch."""
+        self.model.train()
+        if self.progress and self.rank == 0 and self.epoch < num_epochs:
+            print(f"{'Continue' if self.iteration else 'Start'} training at epoch {self.epoch + 1} "
+                  f"(iteration {self.iteration}) in {self.output_dir}", flush=True)
+        if plot is not None and self.history:
+            plot(self)
+        writer = self._tensorboard()
+        while self.epoch < num_epochs:
+            if max_iterations is not None and self.iteration >= max_iterations:
+                break
+            if not self._run_epoch(num_epochs, max_iterations, writer):
+                break
+            if plot is not None:
+                plot(self)
+        if writer is not None:
+            writer.flush()
+        return self.history
+
+    def _run_epoch(self, num_epochs: int, max_iterations: int | None, writer: Any) -> bool:
+        """Train (the rest of) one epoch; False if stopped by ``max_iterations``."""
+        epoch = self.epoch
+        if self.position == 0:
+            self._epoch_sums, self._epoch_batches = {}, 0
+            self.model.on_epoch_start(epoch)
+        self.sampler.set_epoch(epoch, self.position)
+        loader = self._loader(self.train_set, self.sampler, self.drop_last)
+        batches_per_epoch = self._epoch_batches + len(loader)
+        bar = None
+        if self.progress and self.rank == 0 and _tqdm is not None:
+            bar = _tqdm(total=batches_per_epoch, initial=self._epoch_batches, leave=False,
+                        desc=f"Epoch {epoch + 1}/{num_epochs}")
+        try:
+            for i, batch in enumerate(loader):
+                self.model.set_input(batch)
+                losses = {k: float(v.detach() if isinstance(v, torch.Tensor) else v)
+                          for k, v in self.model.optimize_parameters().items()}
+                self._check_finite(losses)
+                self.iteration += 1
+                self.position += self.batch_size * self.world_size
+                self._epoch_batches += 1
+                for k, v in losses.items():
+                    self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+                if self.log_every and self.iteration % self.log_every == 0:
+                    self.iteration_history.append({"iteration": self.iteration, "epoch": epoch + 1, **losses})
+                if writer is not None:
+                    for k, v in losses.items():
+                        writer.add_scalar(f"train/{k}", v, self.iteration)
+                if bar is not None:
+                    bar.set_postfix({k: f"{s / self._epoch_batches:.4g}" for k, s in self._epoch_sums.items()})
+                    bar.update()
+                if max_iterations is not None and self.iteration >= max_iterations:
+                    self.save()
+                    return False
+                last = i == len(loader) - 1
+                if self.checkpoint_every and self.iteration % self.checkpoint_every == 0 and not last:
+                    self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+        self._finish_epoch(epoch, writer)
+        return True
+
+    def _finish_epoch(self, epoch: int, writer: Any) -> None:
+        n = max(self._epoch_batches, 1)
+        entry: dict[str, Any] = {"epoch": epoch + 1, "iteration": self.iteration}
+        entry.update({k: s / n for k, s in self._epoch_sums.items()})
+        entry.update(self.model.epoch_summary())
+        if self.perform_validation_during_training and self.val_set is not None:
+            entry["val"] = self.evaluate()
+        entry["lr"] = {name: opt.param_groups[0]["lr"] for name, opt in self.model.optimizers.items()}
+        for scheduler in self.model.schedulers.values():
+            scheduler.step()
+        self.history.append(_plain(entry))
+        self.epoch, self.position = epoch + 1, 0
+        self._epoch_sums, self._epoch_batches = {}, 0
+        self.save()
+        if self.keep_every_epochs and self.epoch % self.keep_every_epochs == 0 and self.rank == 0:
+            self._keep_epoch_copy()
+        if writer is not None:
+            for key, value in _flatten_numeric(self.history[-1]).items():
+                writer.add_scalar(f"epoch/{key}", value, self.iteration)
+        if self.progress and self.rank == 0:
+            summary = ", ".join(f"{k}={v:.4g}" for k, v in _flatten_numeric(self.history[-1]).items())
+            print(f"Epoch {self.epoch}: {summary}", flush=True)
+
+    def evaluate(self) -> Any:
+        """Mean validation losses (for the course's supervised nets: ``stats_manager.summarize()``)."""
+        if self.val_set is None:
+            raise ValueError("evaluate() needs a val_set")
+        self.model.eval()
+        self.model.on_evaluate_start()
+        sums: dict[str, float] = {}
+        count = 0
+        sampler = ResumableSampler(len(self.val_set), self.seed, shuffle=False, stream="val")  # type: ignore[arg-type]
+        try:
+            for batch in self._loader(self.val_set, sampler, drop_last=False):
+                with torch.no_grad():
+                    losses = self.model.validate_batch(batch)
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                count += 1
+        finally:
+            self.model.train()
+        return self.model.evaluate_summary({k: s / max(count, 1) for k, s in sums.items()})
+
+    def plot_history(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Plot this experiment's history (see :func:`plot_history`)."""
+        return plot_history(self.history, ax=ax, **kwargs)
+
+
+# ----------------------------------------------------------------------------- plotting
+_NOT_PLOTTED = ("epoch", "iteration", "lr")
+
+
+def _flatten_numeric(entry: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric values of a history entry, nested keys joined by '/' (epoch/iteration/lr skipped)."""
+    out: dict[str, float] = {}
+    for key, value in entry.items():
+        if not prefix and key in _NOT_PLOTTED:
+            continue
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(_flatten_numeric(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def plot_history(history: list[dict[str, Any]], ax: Any = None, keys: Iterable[str] | None = None,
+                 title: str = "Training history", logy: bool = False) -> Any:
+    """Plot every numeric series of ``history`` against the epoch; returns the matplotlib axes.
+
+    Nested entries are named ``val/loss`` etc.; ``keys`` selects series; identical series
+    (e.g. a supervised ``train`` summary equal to ``loss``) are drawn once.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    epochs = [entry.get("epoch", i + 1) for i, entry in enumerate(history)]
+    series: dict[str, list[float]] = {}
+    for entry in history:
+        for name, value in _flatten_numeric(entry).items():
+            series.setdefault(name, [math.nan] * len(epochs))
+    for i, entry in enumerate(history):
+        for name, value in _flatten_numeric(entry).items():
+            series[name][i] = value
+    wanted = list(keys) if keys is not None else list(series)
+    drawn: list[list[float]] = []
+    for name in wanted:
+        values = series.get(name)
+        if values is None or values in drawn:
+            continue
+        drawn.append(values)
+        ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, label=name)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if logy:
+        ax.set_yscale("log")
+    if drawn:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
