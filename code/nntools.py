@@ -165,8 +165,8 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def _capture_rng_state() -> dict[str, Any]:
-    """Global RNG states as tensors / lists / numbers (loadable with weights_only=True)."""
+def _capture_rng_state(device: torch.device) -> dict[str, Any]:
+    """Global RNG states (CPU and the training device) as tensors / lists / numbers."""
     version, mt_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
@@ -174,21 +174,24 @@ def _capture_rng_state() -> dict[str, Any]:
         "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":  # only this process's GPU (others may belong to other DDP ranks)
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
     return state
 
 
-def _restore_rng_state(state: Mapping[str, Any]) -> None:
+def _restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
     """Inverse of :func:`_capture_rng_state`."""
     version, mt_state, gauss = state["python"]
     random.setstate((version, tuple(mt_state), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][: torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all(cuda_states)
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif "mps" in state and device.type == "mps":
+        torch.mps.set_rng_state(state["mps"])
 
 
 def _seed_global_rngs(seed: int) -> None:
@@ -559,6 +562,7 @@ class Experiment:
         self._epoch_sums: dict[str, float] = {}
         self._epoch_batches = 0
         self._poisoned = False
+        self._announced = False  # the "Start/Continue training" line is printed once
         self._latest_is_corrupt = False
         self._verified_weights_only = False
         self._writer = None
@@ -683,7 +687,7 @@ class Experiment:
             "config": self.config, "config_changes": self.config_changes,
             "epoch": self.epoch, "iteration": self.iteration, "position": self.position,
             "epoch_sums": dict(self._epoch_sums), "epoch_batches": self._epoch_batches,
-            "rng": _capture_rng_state(),
+            "rng": _capture_rng_state(self.device),
         }
 
     def save(self) -> None:
@@ -784,7 +788,7 @@ class Experiment:
             self.config_changes.append({"key": key, "stored": old, "new": new,
                                         "epoch": self.epoch, "iteration": self.iteration})
             self._apply_optimizer_change(key, new)
-        _restore_rng_state(state["rng"])
+        _restore_rng_state(state["rng"], self.device)
 
     def _apply_optimizer_change(self, key: str, value: Any) -> None:
         """Set an accepted optimizer hyper-parameter on top of the restored optimizer state."""
@@ -853,7 +857,8 @@ class Experiment:
         """Train until ``num_epochs`` epochs are done in total (or ``self.iteration`` reaches
         ``max_iterations``, counted in total too). ``plot(exp)`` is called after every epoch."""
         self.model.train()
-        if self.progress and self.rank == 0 and self.epoch < num_epochs:
+        if self.progress and self.rank == 0 and self.epoch < num_epochs and not self._announced:
+            self._announced = True
             print(f"{'Continue' if self.iteration else 'Start'} training at epoch {self.epoch + 1} "
                   f"(iteration {self.iteration}) in {self.output_dir}", flush=True)
         if plot is not None and self.history:
