@@ -563,6 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--export", action="store_true", help="store fp16 generators in assets/ when done")
     parser.add_argument("--export-each-epoch", action="store_true", help="also export at every epoch end")
+    parser.add_argument("--accept-config-changes", nargs="*", default=(), metavar="KEY",
+                        help="config keys allowed to differ from the stored run, e.g. cyclegan.n_epochs_decay")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
@@ -573,7 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp = train_cyclegan(args.photos, args.paintings, args.out, options, args.max_minutes, args.max_iterations,
                          hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings,
                          seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
-                         export_each_epoch=args.export_each_epoch, progress=not args.no_progress)
+                         export_each_epoch=args.export_each_epoch, progress=not args.no_progress,
+                         accept_config_changes=args.accept_config_changes)
     print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)
     if args.export:
         paths = export_generators(exp, training_recipe(exp))

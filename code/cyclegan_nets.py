@@ -161,10 +161,16 @@ def to_unit(image_signed: torch.Tensor) -> torch.Tensor:
     return (image_signed + 1.0) * 0.5
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad the bottom/right edges (reflection, or replication for tiny images) to a multiple; returns (padded, (H, W))."""
+def pad_to_multiple(image: torch.Tensor, multiple: int = 4, minimum: int = 8
+                    ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad bottom/right edges to a multiple (and at least ``minimum``, so the bottleneck's reflection padding fits).
+
+    Reflection padding where possible, replication for tiny images; returns (padded, original (H, W)).
+    """
     height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    target_h = max(minimum, height + (-height) % multiple)
+    target_w = max(minimum, width + (-width) % multiple)
+    pad_h, pad_w = target_h - height, target_w - width
     if pad_h == 0 and pad_w == 0:
         return image, (height, width)
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
