@@ -327,6 +327,8 @@ def train_cyclegan(
     assets_dir: Path = assets.ASSETS_DIR,
     accept_config_changes: Iterable[str] | str = (),
     progress: bool = True,
+    limit_images: int | None = None,
+    log_every: int | None = 10,
 ) -> nntools.Experiment:
     """Build the data and the Experiment, then train (resuming from ``output_dir`` if it holds a checkpoint).
 
@@ -334,7 +336,9 @@ def train_cyclegan(
     call have passed (checked between chunks of at most ``checkpoint_every`` iterations, sized from the measured
     speed; each chunk ends with a checkpoint); rerunning the same call continues where it stopped. ``hold_out_*`` images (fixed seed) are excluded from
     training and recorded in ``output_dir/split.json`` and in the exported recipe. ``plot(exp)`` is called after
-    every epoch; ``export_each_epoch`` stores the generators in ``assets_dir`` at every epoch end.
+    every epoch; ``export_each_epoch`` stores the generators in ``assets_dir`` at every epoch end. ``limit_images``
+    keeps only the first N training images of each domain (quick runs); losses are logged every ``log_every``
+    iterations in ``exp.iteration_history``.
     """
     started = time.monotonic()
     options = options or CycleGANOptions()
@@ -343,6 +347,8 @@ def train_cyclegan(
     paintings = domain_files(paintings_dir, "Painting (domain B)")
     train_photos, held_photos = split_held_out(photos, hold_out_photos, seed)
     train_paintings, held_paintings = split_held_out(paintings, hold_out_paintings, seed)
+    if limit_images is not None:
+        train_photos, train_paintings = train_photos[:limit_images], train_paintings[:limit_images]
     train_set = UnpairedFileDataset(train_photos, train_paintings, options.size, options.load_size, options.flip)
     val_set = UnpairedFileDataset(held_photos, held_paintings, options.size, options.load_size, train=False)
     model = CycleGANModel(options, seed=seed)
@@ -352,7 +358,8 @@ def train_cyclegan(
                        "held_out_paintings": [p.name for p in held_paintings]}}
     exp = nntools.Experiment(model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size,
                              config=config, accept_config_changes=accept_config_changes, seed=seed,
-                             checkpoint_every=None, device=device, amp=amp, progress=progress)
+                             checkpoint_every=None, device=device, amp=amp, progress=progress,
+                             log_every=log_every)
     split = {"held_out_photos": [str(p) for p in held_photos], "held_out_paintings": [str(p) for p in held_paintings],
              "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b)}
     (output_dir / "split.json").write_text(json.dumps(split, indent=2))
@@ -371,8 +378,6 @@ def train_cyclegan(
         if plot is not None:
             plot(experiment)
 
-    if plot is not None and exp.history:
-        plot(exp)
     target = options.total_epochs
     seconds_per_iteration = None
     while exp.epoch < target and (max_iterations is None or exp.iteration < max_iterations):
@@ -424,6 +429,7 @@ def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
         "epochs_completed": exp.epoch, "iterations": exp.iteration,
         "n_epochs": o.n_epochs, "n_epochs_decay": o.n_epochs_decay, "batch_size": o.batch_size,
         "size": o.size, "load_size": o.load_size, "ngf": o.ngf, "ndf": o.ndf, "n_blocks": o.n_blocks,
+        "n_layers_d": o.n_layers_d,
         "upsampling": o.upsampling, "norm": o.norm,
         "lambda_cycle": o.lambda_cycle, "lambda_identity": o.lambda_identity, "pool_size": o.pool_size,
         "lr": o.lr, "beta1": o.beta1, "seed": exp.seed,
@@ -520,22 +526,89 @@ def style_statistic(vgg: nn.Module, images: Sequence[torch.Tensor], photo_centro
 
 def evaluate_translation(photo2painting: nn.Module, painting2photo: nn.Module, held_photos: Sequence[torch.Tensor],
                          held_paintings: Sequence[torch.Tensor], train_photos: Sequence[torch.Tensor],
-                         train_paintings: Sequence[torch.Tensor], vgg: nn.Module | None = None) -> dict[str, Any]:
-    """The evidence table: cycle errors on held-out images; Gram distances before vs after translation."""
+                         train_paintings: Sequence[torch.Tensor], vgg: nn.Module | None = None,
+                         untrained: tuple[nn.Module, nn.Module] | None = None) -> dict[str, Any]:
+    """The evidence: cycle errors on held-out images; Gram distances to both sets before vs after translation.
+
+    ``untrained`` (G_A, G_B at their initial weights) adds the same statistics before training.
+    """
     if vgg is None:
         from vgg import VGGFeatures
         vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
     photo_centroid, painting_centroid = mean_grams(vgg, train_photos), mean_grams(vgg, train_paintings)
-    fake_paintings = [translate(photo2painting, x) for x in held_photos]
-    fake_photos = [translate(painting2photo, x) for x in held_paintings]
-    return {
+
+    def statistic(images: Sequence[torch.Tensor]) -> dict[str, float]:
+        return style_statistic(vgg, images, photo_centroid, painting_centroid)
+
+    results: dict[str, Any] = {
         "cycle_l1_photo": cycle_reconstruction_error(photo2painting, painting2photo, held_photos),
         "cycle_l1_painting": cycle_reconstruction_error(painting2photo, photo2painting, held_paintings),
-        "held_out_photos": style_statistic(vgg, held_photos, photo_centroid, painting_centroid),
-        "generated_paintings": style_statistic(vgg, fake_paintings, photo_centroid, painting_centroid),
-        "held_out_paintings": style_statistic(vgg, held_paintings, photo_centroid, painting_centroid),
-        "generated_photos": style_statistic(vgg, fake_photos, photo_centroid, painting_centroid),
+        "style": {
+            "held-out photos (input)": statistic(held_photos),
+            "G_A(photos): generated paintings": statistic([translate(photo2painting, x) for x in held_photos]),
+            "held-out paintings (input)": statistic(held_paintings),
+            "G_B(paintings): generated photos": statistic([translate(painting2photo, x) for x in held_paintings]),
+        },
     }
+    if untrained is not None:
+        results["untrained_cycle_l1_photo"] = cycle_reconstruction_error(untrained[0], untrained[1], held_photos)
+        results["untrained_cycle_l1_painting"] = cycle_reconstruction_error(untrained[1], untrained[0], held_paintings)
+        results["style"]["untrained G_A(photos)"] = statistic([translate(untrained[0], x) for x in held_photos])
+    return results
+
+
+def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike, size: int = 128,
+                     max_reference: int | None = 64, assets_dir: Path = assets.ASSETS_DIR,
+                     vgg: nn.Module | None = None) -> dict[str, Any]:
+    """:func:`evaluate_translation` for the shipped generators, on the held-out images named in their recipe.
+
+    Style centroids come from (at most ``max_reference``, fixed-seed sample of) the training images of each domain;
+    every image is loaded with its longest side ``size``. The untrained baseline is the recipe seed's initial G.
+    """
+    photo2painting = load_generator("photo2painting", assets_dir=assets_dir)
+    painting2photo = load_generator("painting2photo", assets_dir=assets_dir)
+    recipe = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
+    held_photo_names = set(recipe["data"]["held_out_photos"])
+    held_painting_names = set(recipe["data"]["held_out_paintings"])
+    photos = domain_files(photos_dir, "Photo (domain A)")
+    paintings = domain_files(paintings_dir, "Painting (domain B)")
+    train_photos = [p for p in photos if p.name not in held_photo_names]
+    train_paintings = [p for p in paintings if p.name not in held_painting_names]
+    sampler = random.Random(0)
+    if max_reference is not None:
+        train_photos = sorted(sampler.sample(train_photos, min(max_reference, len(train_photos))))
+        train_paintings = sorted(sampler.sample(train_paintings, min(max_reference, len(train_paintings))))
+    # Every network's shape changes the RNG stream of the initialisation, so rebuild all four as in training.
+    options = CycleGANOptions(size=int(recipe.get("size", 256)), ngf=photo2painting.ngf,
+                              n_blocks=photo2painting.n_blocks, upsampling=photo2painting.upsampling,
+                              ndf=int(recipe.get("ndf", 64)), n_layers_d=int(recipe.get("n_layers_d", 3)),
+                              norm=recipe.get("norm", "instance"))
+    initial = CycleGANModel(options, seed=int(recipe.get("seed", 0)))
+    results = evaluate_translation(
+        photo2painting, painting2photo,
+        load_images([p for p in photos if p.name in held_photo_names], size),
+        load_images([p for p in paintings if p.name in held_painting_names], size),
+        load_images(train_photos, size), load_images(train_paintings, size), vgg,
+        untrained=(initial.netG_A.eval(), initial.netG_B.eval()))
+    results.update(held_out_photos=sorted(held_photo_names), held_out_paintings=sorted(held_painting_names),
+                   reference_photos=len(train_photos), reference_paintings=len(train_paintings), size=size,
+                   recipe_iterations=recipe.get("iterations"), recipe_epochs=recipe.get("epochs_completed"))
+    return results
+
+
+def evidence_table(results: dict[str, Any]) -> str:
+    """Markdown table of :func:`evaluate_translation`'s style statistics and cycle errors."""
+    lines = ["| images | Gram distance to photo set | to painting set | painting / photo |", "|---|---|---|---|"]
+    for name, row in results["style"].items():
+        lines.append(f"| {name} | {row['to_photos']:.3f} | {row['to_paintings']:.3f} | "
+                     f"{row['ratio_paintings_over_photos']:.2f} |")
+    lines.append("")
+    lines.append("Cycle reconstruction error (mean L1 in [0, 1]) on held-out images: photo -> painting -> photo "
+                 f"{results['cycle_l1_photo']:.4f}, painting -> photo -> painting {results['cycle_l1_painting']:.4f}")
+    if "untrained_cycle_l1_photo" in results:
+        lines.append(f"(untrained generators: {results['untrained_cycle_l1_photo']:.4f} and "
+                     f"{results['untrained_cycle_l1_painting']:.4f})")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------- CLI

@@ -284,3 +284,23 @@ def test_gram_statistic_prefers_the_matching_set() -> None:
     assert cyclegan.gram_distance(vgg, smooth[:1], cyclegan.mean_grams(vgg, smooth[:1])) == pytest.approx(0, abs=1e-6)
     statistic = cyclegan.style_statistic(vgg, [torch.rand(1, 3, 32, 32)], smooth_centroid, noisy_centroid)
     assert statistic["to_paintings"] < statistic["to_photos"] and statistic["ratio_paintings_over_photos"] < 1
+
+
+def test_evaluate_shipped_uses_recipe_hold_out_and_untrained_baseline(tmp_path: Path) -> None:
+    from vgg import VGGFeatures
+
+    photos, paintings = make_domains(tmp_path)
+    options = CycleGANOptions(**TINY)
+    model = CycleGANModel(options, seed=0)  # exported untrained: must equal the evaluation's untrained baseline
+    recipe = {"ngf": 4, "ndf": 4, "n_blocks": 1, "upsampling": "transpose", "size": 32, "seed": 0,
+              "data": {"held_out_photos": ["photo0.png", "photo2.png"], "held_out_paintings": ["painting1.png"]}}
+    cyclegan.export_generators(model, recipe, assets_dir=tmp_path / "assets")
+    vgg = init_weights(VGGFeatures(layers=list(cyclegan.GRAM_LAYERS), weights=None), 0.1)
+    results = cyclegan.evaluate_shipped(photos, paintings, size=32, assets_dir=tmp_path / "assets", vgg=vgg)
+    assert results["held_out_photos"] == ["photo0.png", "photo2.png"]
+    assert (results["reference_photos"], results["reference_paintings"]) == (2, 3)
+    assert results["cycle_l1_photo"] == pytest.approx(results["untrained_cycle_l1_photo"], rel=1e-3)  # fp16 export
+    trained, untrained = results["style"]["G_A(photos): generated paintings"], results["style"]["untrained G_A(photos)"]
+    assert trained["to_photos"] == pytest.approx(untrained["to_photos"], rel=1e-3)
+    table = cyclegan.evidence_table(results)
+    assert "| held-out photos (input) |" in table and "untrained generators" in table
