@@ -70,7 +70,7 @@ class ResnetGenerator(nn.Module):
         if upsampling not in UPSAMPLING_MODES:
             raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
         self.ngf, self.n_blocks, self.upsampling, self.norm = ngf, n_blocks, upsampling, norm
-        use_bias = norm == "instance" or norm == "none"  # no affine norm follows, so convolutions carry biases
+        use_bias = True  # the reference drops biases only before BatchNorm; instance norm here has no affine shift
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(norm, ngf), nn.ReLU(True),
         ]
