@@ -629,10 +629,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     apply.add_argument("--model", required=True, help="style name, assets file name or .pth path")
     apply.add_argument("--style", default=None, help="NAME or NAME=W,NAME=W for a blend")
     apply.add_argument("--size", type=int, default=None, help="longest side (default: keep)")
+    compare = commands.add_parser("compare", help="network loss vs. L-BFGS on the same loss, on held-out photos")
+    compare.add_argument("--model", default="realtime_4styles", help="style name, assets file name or .pth path")
+    compare.add_argument("--photos", default=None, help="folder the held-out photos (listed in the recipe) are in")
+    compare.add_argument("--count", type=int, default=4, help="number of held-out photos")
+    compare.add_argument("--iterations", type=int, default=100)
+    compare.add_argument("--size", type=int, default=None, help="longest side (default: the training size)")
+    compare.add_argument("--threads", type=int, default=None)
+    compare.add_argument("--json", default=None, help="write the numbers to this JSON file")
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    if args.command == "compare":
+        model = load_style_model(args.model)
+        recipe = model_recipe(model)
+        options = RealtimeOptions.from_dict(recipe["options"])
+        photos_dir = Path(args.photos or recipe["photos_dir"])
+        photos = [photos_dir / name for name in recipe["held_out"][: args.count]]
+        started = time.time()
+        rows = compare_with_optimisation(model, photos, options, shipped_style_images(model), args.size, args.iterations)
+        from realtime_plots import comparison_table
+
+        print(comparison_table(rows))
+        if args.json:
+            numbers = [{k: v for k, v in row.items() if not isinstance(v, torch.Tensor) and k != "trace"} for row in rows]
+            ratios = [row["ratio"] for row in rows]
+            summary = {"model": args.model, "iterations_trained": recipe.get("iterations"), "lbfgs_iterations": args.iterations,
+                       "size": args.size or options.image_size, "mean_ratio": sum(ratios) / len(ratios), "max_ratio": max(ratios),
+                       "seconds": round(time.time() - started, 1), "torch": torch.__version__, "rows": numbers}
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        return
     if args.command == "train":
-        if args.threads:
-            torch.set_num_threads(args.threads)
         styles = _parse_styles(args.styles)
         options = RealtimeOptions(image_size=args.size, batch_size=args.batch_size, iterations=args.iterations,
                                   width=args.width, style_lr_scale=args.style_lr_scale, learning_rate=args.lr,

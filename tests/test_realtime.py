@@ -269,3 +269,20 @@ def test_onnx_export_matches_torch(trained, tmp_path):
     (onnx_output,) = session.run(None, {"image": image.numpy()})
     expected = realtime.stylize(image, model, {"stripes": 0.3, "blobs": 0.7})
     torch.testing.assert_close(torch.from_numpy(onnx_output), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_holdout_split_is_fixed_by_the_seed_and_disjoint(photo_folder):
+    train_a, held_a = realtime.split_holdout(photo_folder, 3, seed=0)
+    train_b, held_b = realtime.split_holdout(photo_folder, 3, seed=0)
+    assert held_a == held_b and len(held_a) == 3 and len(train_a) == 8
+    assert not set(train_a) & set(held_a)
+    assert realtime.split_holdout(photo_folder, 3, seed=1)[1] != held_a
+    with pytest.raises(ValueError, match="leaves no training photos"):
+        realtime.split_holdout(photo_folder, 11)
+
+
+def test_options_survive_the_recipe_round_trip():
+    from dataclasses import asdict
+
+    options = tiny_options(style_lr_scale=10.0)
+    assert RealtimeOptions.from_dict(json.loads(json.dumps(asdict(options)))) == options
