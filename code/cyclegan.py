@@ -636,6 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--export", action="store_true", help="store fp16 generators in assets/ when done")
     parser.add_argument("--export-each-epoch", action="store_true", help="also export at every epoch end")
+    parser.add_argument("--export-if-finished", action="store_true",
+                        help="with --export: export only if the whole lr schedule has run (keeps older assets otherwise)")
     parser.add_argument("--accept-config-changes", nargs="*", default=(), metavar="KEY",
                         help="config keys allowed to differ from the stored run, e.g. cyclegan.n_epochs_decay")
     parser.add_argument("--no-progress", action="store_true")
@@ -651,7 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          export_each_epoch=args.export_each_epoch, progress=not args.no_progress,
                          accept_config_changes=args.accept_config_changes)
     print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)
-    if args.export:
+    if args.export and args.export_if_finished and exp.epoch < options.total_epochs:
+        print("not exported: the schedule did not finish in this session (rerun to resume)", flush=True)
+    elif args.export:
         paths = export_generators(exp, training_recipe(exp))
         print("exported " + ", ".join(str(p) for p in paths.values()), flush=True)
     return 0
