@@ -334,8 +334,9 @@ def train_cyclegan(
 
     Stops after ``options.total_epochs`` epochs, at ``max_iterations`` (total), or before ``max_minutes`` of this
     call have passed (checked between chunks of at most ``checkpoint_every`` iterations, sized from the measured
-    speed; each chunk ends with a checkpoint); rerunning the same call continues where it stopped. ``hold_out_*`` images (fixed seed) are excluded from
-    training and recorded in ``output_dir/split.json`` and in the exported recipe. ``plot(exp)`` is called after
+    speed; each chunk ends with a checkpoint); rerunning the same call continues where it stopped.
+    ``hold_out_*`` images (fixed seed) are excluded from training and recorded in ``output_dir/split.json`` and in
+    the exported recipe. ``plot(exp)`` is called after
     every epoch; ``export_each_epoch`` stores the generators in ``assets_dir`` at every epoch end. ``limit_images``
     keeps only the first N training images of each domain (quick runs); losses are logged every ``log_every``
     iterations in ``exp.iteration_history``.
