@@ -1,0 +1,396 @@
+"""Optimisation-based style transfer (Gatys, Ecker & Bethge, CVPR 2016) with the options of the reference
+implementations (jcjohnson/neural-style, neural-style-pt, pystiche) and built-in multi-scale refinement.
+
+    x* = argmin_x  alpha * L_content(x, p) + beta * L_style(x, a) + tv_weight * TV(x)         (Gatys eq. 7)
+
+Layer names follow torchvision/PyTorch: ``relu4_2`` is the rectified output. Gatys et al. name layers after Caffe's
+in-place ReLU blobs, so their "conv4_2" is our ``relu4_2`` and their style layers "conv1_1 ... conv5_1" are our
+``relu1_1 ... relu5_1``; the pre-ReLU ``conv*`` outputs can be chosen too.
+
+Weight convention (the paper's, with the normalised VGG19): L_content = 1/2 sum (F - P)^2 (eq. 1) and
+E_l = 1/(4 N_l^2 M_l^2) sum (G - A)^2 (eq. 4), so alpha/beta = 1e-3 ... 1e-4 are the paper's ratios. The style
+targets are Gram matrices per position (G_s / M_s, rescaled to the generated image's M_l), so a style image of any
+size, or several blended, gives targets on one scale.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import colors
+from imaging import resize_tensor
+from losses import content_loss, gram_matrix, style_layer_loss, total_variation_loss
+from vgg import VGGFeatures, check_layers, layer_names
+
+# Gatys et al. (2016), sec. 2-3: content at conv4_2, style at conv1_1..conv5_1 with w_l = 1/5 (Caffe names).
+PAPER_CONTENT_LAYERS = ("relu4_2",)
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop", "adagrad")
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.02, "rmsprop": 0.005, "adagrad": 0.05}
+# The optimisers see the objective rescaled to start at this value (the reported losses stay unscaled): the paper's
+# losses can be ~1 with gradients ~1e-6 per pixel, where L-BFGS's curvature test (y's > 1e-10) would reject every
+# update and silently fall back to tiny gradient steps; SGD's step size also depends on the scale.
+OBJECTIVE_START = 1e4
+SnapshotCallback = Callable[[int, torch.Tensor, dict], None]
+
+
+@dataclass
+class GatysOptions:
+    """Every knob of the optimisation; defaults give a good result at 512 px in 300-500 L-BFGS iterations."""
+
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 1e3  # beta (alpha / beta = 1e-3, Gatys et al. Fig. 3)
+    tv_weight: float = 0.0
+    content_layers: Sequence[str] | Mapping[str, float] = PAPER_CONTENT_LAYERS
+    style_layers: Sequence[str] | Mapping[str, float] = PAPER_STYLE_LAYERS  # equal weights 1/len if a sequence
+    size: int = 512  # longest side of the output
+    scales: Sequence[int] | None = None  # multi-scale: e.g. (256, 512); overrides size
+    iterations: int | Sequence[int] = 300  # per scale when a sequence
+    optimizer: str = "lbfgs"
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
+    init: str = "content"  # "content", "noise" (the paper's white noise) or "style"
+    style_scale: float = 1.0  # style image longest side = style_scale * output longest side
+    style_blend_weights: Sequence[float] | None = None  # several style images; normalised to sum to 1
+    preserve_colors: str | None = None  # None, "luminance" (YIQ luminance-only transfer) or "color_match"
+    pooling: str = "max"
+    weights: str = "normalised"  # "normalised", "imagenet" or "torchvision" (online)
+    arch: str = "vgg19"
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16" autocast for the VGG passes; losses stay fp32
+    channels_last: bool = True
+    seed: int = 0
+    snapshot_every: int = 0  # call ``callback`` every N iterations (0: never)
+    progress: bool = True
+    device: str | None = None  # None: CUDA, then MPS, then CPU
+
+    def validate(self) -> None:
+        """Raise ValueError naming the offending parameter."""
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            if getattr(self, name) < 0 or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise ValueError("content_weight and style_weight are both 0: nothing to optimise")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.init not in ("content", "noise", "style"):
+            raise ValueError(f"init must be 'content', 'noise' or 'style', got {self.init!r}")
+        if self.preserve_colors not in (None, "luminance", "color_match"):
+            raise ValueError(f"preserve_colors must be None, 'luminance' or 'color_match', got {self.preserve_colors!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.style_scale <= 0:
+            raise ValueError(f"style_scale must be > 0, got {self.style_scale}")
+        for size in self.sizes():
+            if size < 32:
+                raise ValueError(f"image sizes must be at least 32 px, got {size}")
+        if any(i < 1 for i in self.iterations_per_scale()):
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        check_layers(self.content_layer_weights(), self.arch, "content_layers")
+        check_layers(self.style_layer_weights(), self.arch, "style_layers")
+        for weights in (self.content_layer_weights(), self.style_layer_weights()):
+            if any(w < 0 for w in weights.values()):
+                raise ValueError(f"per-layer weights must be >= 0, got {weights}")
+
+    def sizes(self) -> list[int]:
+        return list(self.scales) if self.scales else [self.size]
+
+    def iterations_per_scale(self) -> list[int]:
+        sizes = self.sizes()
+        if isinstance(self.iterations, int):
+            return [self.iterations] * len(sizes)
+        if len(self.iterations) != len(sizes):
+            raise ValueError(f"iterations has {len(self.iterations)} entries but there are {len(sizes)} scales")
+        return list(self.iterations)
+
+    def content_layer_weights(self) -> dict[str, float]:
+        return _layer_weights(self.content_layers)
+
+    def style_layer_weights(self) -> dict[str, float]:
+        return _layer_weights(self.style_layers)
+
+
+def _layer_weights(layers: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    if isinstance(layers, str):
+        layers = [layers]
+    if isinstance(layers, Mapping):
+        return {name: float(weight) for name, weight in layers.items()}
+    return {name: 1.0 / len(layers) for name in layers} if layers else {}
+
+
+@dataclass
+class GatysResult:
+    """The stylised image (1, 3, H, W) in [0, 1], the loss history (one dict per evaluation) and timings."""
+
+    image: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    options: dict = field(default_factory=dict)
+    device: str = "cpu"
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["total"]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA, then MPS, then CPU (or the one asked for)."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def activation_bytes(height: int, width: int, deepest_layer: str, arch: str = "vgg19") -> int:
+    """Approximate memory of one forward + backward pass: every kept activation, fp32, twice (value + gradient)."""
+    total, h, w, channels = 0, height, width, 3
+    for name in layer_names(arch):
+        if name.startswith("conv"):
+            channels = 64 * 2 ** min(int(name[4]) - 1, 3)
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+        total += channels * h * w
+        if name == deepest_layer:
+            break
+    return total * 4 * 2
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on the device (CUDA: cudaMemGetInfo; otherwise available system RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def fit_size_to_memory(size: int, aspect: float, deepest_layer: str, arch: str, device: torch.device) -> int:
+    """Largest longest side <= ``size`` whose activations fit in 60 % of free memory (warns when it downscales)."""
+    budget = 0.6 * available_memory(device)
+
+    def needed(side: int) -> int:
+        long, short = side, max(1, round(side * aspect))
+        return activation_bytes(short, long, deepest_layer, arch)
+
+    fitted = size
+    while fitted > 64 and needed(fitted) > budget:
+        fitted = int(fitted * 0.9)
+    if fitted != size:
+        warnings.warn(
+            f"Image size {size} px needs about {needed(size) / 2**30:.1f} GiB on {device}, more than is free "
+            f"({budget / 0.6 / 2**30:.1f} GiB): downscaled to {fitted} px.",
+            stacklevel=3,
+        )
+    return fitted
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None) -> torch.optim.Optimizer:
+    """The optimiser over the image pixels; L-BFGS takes one iteration per ``step`` (its history persists)."""
+    lr = DEFAULT_LEARNING_RATES[name] if learning_rate is None else learning_rate
+    if name == "lbfgs":
+        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
+    optimizer_class = {
+        "adam": torch.optim.Adam,
+        "sgd": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+        "adagrad": torch.optim.Adagrad,
+    }[name]
+    return optimizer_class([image], lr=lr)
+
+
+class StyleTransfer:
+    """Holds the VGG and the targets; ``run`` optimises an image. Reuse one instance for many runs/ablations."""
+
+    def __init__(self, options: GatysOptions | None = None, vgg: VGGFeatures | None = None) -> None:
+        self.options = options or GatysOptions()
+        self.options.validate()
+        self.device = pick_device(self.options.device)
+        layers = list(self.options.content_layer_weights()) + list(self.options.style_layer_weights())
+        order = layer_names(self.options.arch)
+        self.deepest_layer = max(layers, key=order.index)
+        if vgg is None or not set(layers) <= set(vgg.body._modules) or vgg.pooling != self.options.pooling:
+            vgg = VGGFeatures(layers, self.options.arch, self.options.weights, self.options.pooling)
+        self.vgg = vgg.to(self.device)
+        if self.options.channels_last:
+            self.vgg = self.vgg.to(memory_format=torch.channels_last)
+        self.layers = layers
+
+    def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """VGG features of the requested layers, under the chosen precision and memory format."""
+        if self.options.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with _autocast(self.device, self.options.precision):
+            return self.vgg(image, self.layers)
+
+    @torch.no_grad()
+    def style_targets(self, styles: Sequence[torch.Tensor], blend: Sequence[float]) -> dict[str, torch.Tensor]:
+        """Blended Gram matrices per position, sum_i w_i G_i / M_i, computed once under no_grad."""
+        targets: dict[str, torch.Tensor] = {}
+        for style, weight in zip(styles, blend):
+            features = self.features(style)
+            for name in self.options.style_layer_weights():
+                per_position = gram_matrix(features[name]) / (features[name].shape[2] * features[name].shape[3])
+                targets[name] = targets.get(name, 0) + weight * per_position
+        return targets
+
+    def losses(
+        self, image: torch.Tensor, content_targets: dict[str, torch.Tensor], style_targets: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Weighted content, style and TV losses and their total for ``image`` (Gatys eq. 7)."""
+        options = self.options
+        features = self.features(image)
+        content = sum(
+            (w * content_loss(features[n], content_targets[n]) for n, w in options.content_layer_weights().items()),
+            torch.zeros((), device=image.device),
+        )
+        style = torch.zeros((), device=image.device)
+        for name, weight in options.style_layer_weights().items():
+            positions = features[name].shape[2] * features[name].shape[3]
+            style = style + weight * style_layer_loss(features[name], style_targets[name] * positions)
+        tv = total_variation_loss(image) if options.tv_weight > 0 else torch.zeros((), device=image.device)
+        total = options.content_weight * content + options.style_weight * style + options.tv_weight * tv
+        return {"total": total, "content": content, "style": style, "tv": tv}
+
+    def run(
+        self,
+        content: torch.Tensor,
+        styles: torch.Tensor | Sequence[torch.Tensor],
+        callback: SnapshotCallback | None = None,
+    ) -> GatysResult:
+        """Stylise ``content`` (1, 3, H, W) in [0, 1] with one or several style images (blended)."""
+        options = self.options
+        styles = [styles] if isinstance(styles, torch.Tensor) else list(styles)
+        if not styles:
+            raise ValueError("at least one style image is needed")
+        for name, image in [("content", content)] + [(f"style[{i}]", s) for i, s in enumerate(styles)]:
+            if image.dim() != 4 or image.shape[:2] != (1, 3):
+                raise ValueError(f"{name} image must have shape (1, 3, H, W), got {tuple(image.shape)}")
+        blend = list(options.style_blend_weights or [1.0] * len(styles))
+        if len(blend) != len(styles) or any(w < 0 for w in blend) or sum(blend) <= 0:
+            raise ValueError(f"style_blend_weights must be {len(styles)} non-negative numbers with a positive sum, got {blend}")
+        blend = [w / sum(blend) for w in blend]
+        torch.manual_seed(options.seed)
+        content_full = content.to(self.device)
+        styles_full = [s.to(self.device) for s in styles]
+        if options.preserve_colors == "color_match":
+            styles_full = [colors.match_color(s, content_full) for s in styles_full]
+        elif options.preserve_colors == "luminance":
+            content_y = colors.luminance(content_full)
+            styles_full = [colors.match_luminance(colors.luminance(s), content_y).clamp(0, 1).expand(-1, 3, -1, -1) for s in styles_full]
+            content_full = content_y.expand(-1, 3, -1, -1)
+
+        history: list[dict[str, float]] = []
+        start = time.perf_counter()
+        image: torch.Tensor | None = None
+        aspect = content.shape[2] / content.shape[3] if content.shape[3] >= content.shape[2] else content.shape[3] / content.shape[2]
+        sizes = [fit_size_to_memory(s, aspect, self.deepest_layer, options.arch, self.device) for s in options.sizes()]
+        total_iterations = sum(options.iterations_per_scale())
+        bar = tqdm(total=total_iterations, desc="Gatys style transfer", disable=not options.progress, leave=False)
+        for size, iterations in zip(sizes, options.iterations_per_scale()):
+            content_scaled = resize_tensor(content_full, size)
+            style_size = max(32, round(size * options.style_scale))
+            style_scaled = [resize_tensor(s, style_size) for s in styles_full]
+            with torch.no_grad():
+                content_features = self.features(content_scaled)
+                content_targets = {n: content_features[n].detach().float() for n in options.content_layer_weights()}
+            style_targets = self.style_targets(style_scaled, blend)
+            image = self._initial_image(content_scaled, style_scaled[0], image)
+            image = self._optimise(image, content_targets, style_targets, iterations, history, bar, callback)
+        bar.close()
+        result = image.detach().clamp(0, 1)
+        if options.preserve_colors == "luminance":
+            original = resize_tensor(content.to(self.device), tuple(result.shape[-2:]))
+            result = colors.combine_luminance(result, original)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return GatysResult(result.cpu(), history, time.perf_counter() - start, asdict(options), str(self.device))
+
+    def _initial_image(
+        self, content: torch.Tensor, style: torch.Tensor, previous: torch.Tensor | None
+    ) -> torch.Tensor:
+        if previous is not None:  # multi-scale: upsample the coarser result
+            return F.interpolate(previous.detach(), size=content.shape[-2:], mode="bilinear", align_corners=False)
+        if self.options.init == "content":
+            return content.clone()
+        if self.options.init == "noise":
+            return torch.rand(content.shape, device=content.device)
+        return F.interpolate(style, size=content.shape[-2:], mode="bilinear", align_corners=False)
+
+    def _optimise(
+        self,
+        image: torch.Tensor,
+        content_targets: dict[str, torch.Tensor],
+        style_targets: dict[str, torch.Tensor],
+        iterations: int,
+        history: list[dict[str, float]],
+        bar,
+        callback: SnapshotCallback | None,
+    ) -> torch.Tensor:
+        options = self.options
+        image = image.detach().clone().requires_grad_(True)
+        optimizer = make_optimizer(options.optimizer, image, options.learning_rate)
+        latest: dict[str, torch.Tensor] = {}
+        objective_scale: list[float] = []
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            losses = self.losses(image, content_targets, style_targets)
+            if not objective_scale:  # fixed at the first evaluation of this scale
+                objective_scale.append(OBJECTIVE_START / max(float(losses["total"].detach()), 1e-30))
+            scaled = losses["total"] * objective_scale[0]
+            scaled.backward()
+            latest.update(losses)
+            return scaled
+
+        for _ in range(iterations):
+            optimizer.step(closure)
+            if options.optimizer != "lbfgs":
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+            record = {k: float(v.detach()) for k, v in latest.items()}
+            if not math.isfinite(record["total"]):
+                raise FloatingPointError(
+                    f"The loss became {record['total']} at iteration {len(history) + 1}; lower the learning rate "
+                    f"(now {optimizer.param_groups[0]['lr']}) or use precision='fp32'."
+                )
+            history.append(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['total']:.4g}")
+            if callback is not None and options.snapshot_every and len(history) % options.snapshot_every == 0:
+                callback(len(history), image.detach().clamp(0, 1).cpu(), record)
+        return image.detach()
+
+
+def stylize_gatys(
+    content: torch.Tensor,
+    styles: torch.Tensor | Sequence[torch.Tensor],
+    options: GatysOptions | None = None,
+    callback: SnapshotCallback | None = None,
+    **overrides,
+) -> GatysResult:
+    """One-call Gatys style transfer: ``stylize_gatys(content, style, size=512, style_weight=1e4)``."""
+    options = options or GatysOptions()
+    if overrides:
+        unknown = [k for k in overrides if k not in GatysOptions.__dataclass_fields__]
+        if unknown:
+            raise TypeError(f"Unknown option(s) {unknown}; valid: {sorted(GatysOptions.__dataclass_fields__)}")
+        options = GatysOptions(**{**asdict(options), **overrides})
+    return StyleTransfer(options).run(content, styles, callback)

