@@ -43,10 +43,16 @@ SnapshotCallback = Callable[[int, torch.Tensor, dict], None]
 
 @dataclass
 class GatysOptions:
-    """Every knob of the optimisation; defaults give a good result at 512 px in 300-500 L-BFGS iterations."""
+    """Every knob of the optimisation; defaults give a clearly stylised result at 512 px in 300 L-BFGS iterations.
+
+    Balance: L_content (eq. 1) is a sum over pixels, E_l (eq. 4) is normalised, so the same alpha/beta stylises
+    more at smaller sizes. Measured from content init, 100 L-BFGS iterations, 256 px, Starry Night: beta 1e5 barely
+    changes the photo, 1e6 gives visible strokes, 1e7 strong swirls with the content intact, 1e8 mostly style.
+    The default 1e7 at 512 px equals 2.5e6 at 256 px (content loss grows with the pixel count).
+    """
 
     content_weight: float = 1.0  # alpha
-    style_weight: float = 1e3  # beta (alpha / beta = 1e-3, Gatys et al. Fig. 3)
+    style_weight: float = 1e7  # beta: alpha / beta = 1e-7 from content init (see the class docstring)
     tv_weight: float = 0.0
     content_layers: Sequence[str] | Mapping[str, float] = PAPER_CONTENT_LAYERS
     style_layers: Sequence[str] | Mapping[str, float] = PAPER_STYLE_LAYERS  # equal weights 1/len if a sequence

