@@ -33,7 +33,7 @@ from vgg import VGGFeatures, check_layers, layer_names
 PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop", "adagrad")
-DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.02, "rmsprop": 0.005, "adagrad": 0.05}
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 1e-3, "rmsprop": 0.005, "adagrad": 0.05}
 # The optimisers see the objective rescaled to start at this value (the reported losses stay unscaled): the paper's
 # losses can be ~1 with gradients ~1e-6 per pixel, where L-BFGS's curvature test (y's > 1e-10) would reject every
 # update and silently fall back to tiny gradient steps; SGD's step size also depends on the scale.
