@@ -1,0 +1,142 @@
+"""The three methods on the shipped images, sized for the device: what ``demo.ipynb`` calls.
+
+Every function returns a matplotlib figure (saved under ``output_dir``) and the numbers it measured, so the
+notebook stays a list of calls. Settings adapt to the device: full quality on a GPU; on a CPU, sizes and
+iterations that finish the whole demo within about two minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+import cyclegan
+import realtime
+from cyclegan_nets import translate
+from gatys import GatysOptions, StyleTransfer, pick_device
+from imaging import load_image, save_image, show_images
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@dataclass
+class DemoSettings:
+    """Sizes and iteration counts per device (``for_device`` picks them)."""
+
+    device: str
+    gatys_scales: tuple[int, ...]
+    gatys_iterations: tuple[int, ...]
+    gatys_style_weight: float
+    realtime_size: int
+    cyclegan_size: int
+
+    @classmethod
+    def for_device(cls, device: str | torch.device | None = None) -> "DemoSettings":
+        device = pick_device(device)
+        if device.type == "cpu":  # 2-core laptop: 256 px, 100 L-BFGS iterations (~30-60 s)
+            # beta 3e6 at 256 px balances like the default 1e7 at 512 px (content loss grows with the pixel count)
+            return cls(str(device), (256,), (100,), 3e6, 512, 256)
+        return cls(str(device), (256, 512), (150, 150), 1e7, 1024, 512)
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gatys_demo(
+    settings: DemoSettings,
+    output_dir: Path,
+    content: str = "carcassonne.jpg",
+    style: str = "starry_night.jpg",
+):
+    """Gatys et al. on one content/style pair: figure content | style | result, with the time taken."""
+    final_size = settings.gatys_scales[-1]
+    content_image = load_image(ASSETS / content, final_size)
+    style_image = load_image(ASSETS / style, final_size)
+    options = GatysOptions(scales=settings.gatys_scales, iterations=settings.gatys_iterations,
+                           style_weight=settings.gatys_style_weight, device=settings.device)
+    result = StyleTransfer(options).run(content_image, style_image)
+    save_image(result.image, output_dir / "gatys_result.png")
+    scales = " -> ".join(f"{s} px" for s in settings.gatys_scales)
+    figure = show_images(
+        [content_image, style_image, result.image],
+        ["content", "style", f"Gatys et al. ({result.seconds:.1f} s)"],
+        suptitle="Optimisation-based style transfer (Gatys et al. 2016)",
+        caption=(f"{sum(settings.gatys_iterations)} L-BFGS iterations at {scales} on {result.device}; "
+                 f"normalised VGG19, content relu4_2, style relu1_1..relu5_1, alpha 1, beta {options.style_weight:g}. "
+                 f"Total loss {result.history[0]['total']:.3g} -> {result.final_loss:.3g}."),
+        path=output_dir / "gatys.png",
+    )
+    return figure, result
+
+
+def realtime_demo(
+    settings: DemoSettings,
+    output_dir: Path,
+    photos: Sequence[str] = ("carcassonne.jpg", "chameleon.jpg"),
+    model_name: str = "realtime_4styles",
+):
+    """Every shipped style on each photo with the transform network; returns (figure, ms per image)."""
+    device = torch.device(settings.device)
+    model = realtime.load_style_model(model_name, device=device)
+    images, titles, times = [], [], []
+    for photo_name in photos:
+        photo = load_image(ASSETS / photo_name, settings.realtime_size).to(device)
+        realtime.stylize(photo, model)  # warm-up (allocations, cuDNN autotuning)
+        images.append(photo.cpu())
+        titles.append(Path(photo_name).stem)
+        for style in model.style_names:
+            _synchronise(device)
+            start = time.perf_counter()
+            output = realtime.stylize(photo, model, style)
+            _synchronise(device)
+            times.append((time.perf_counter() - start) * 1000)
+            images.append(output.cpu())
+            titles.append(f"{style.replace('_', ' ')}\n{times[-1]:.0f} ms")
+            save_image(output, output_dir / f"realtime_{Path(photo_name).stem}_{style}.jpg")
+    height, width = images[0].shape[-2:]
+    figure = show_images(
+        images, titles, columns=len(model.style_names) + 1, panel_size=2.8,
+        suptitle="Real-time style transfer (Johnson et al. 2016): one network, four styles (conditional instance norm)",
+        caption=(f"{width}x{height} px on {settings.device}; mean {sum(times) / len(times):.0f} ms per image "
+                 f"(one forward pass; warm-up excluded). Photos not seen in training."),
+        path=output_dir / "realtime.png",
+    )
+    return figure, sum(times) / len(times)
+
+
+def cyclegan_demo(
+    settings: DemoSettings,
+    output_dir: Path,
+    photo: str = "city_with_water.jpg",
+    painting: str = "van_gogh_0013.jpg",
+):
+    """Photo -> painting and painting -> photo on held-out images, with the cycle reconstructions."""
+    device = torch.device(settings.device)
+    photo2painting = cyclegan.load_generator("photo2painting", device=device)
+    painting2photo = cyclegan.load_generator("painting2photo", device=device)
+    rows, titles = [], []
+    for name, forward, backward, labels in [
+        (photo, photo2painting, painting2photo, ("photo", "-> painting", "-> photo again")),
+        (painting, painting2photo, photo2painting, ("painting", "-> photo", "-> painting again")),
+    ]:
+        real = load_image(ASSETS / name, settings.cyclegan_size).to(device)
+        fake = translate(forward, real)
+        reconstructed = translate(backward, fake)
+        error = (reconstructed - real).abs().mean().item()
+        rows += [real.cpu(), fake.cpu(), reconstructed.cpu()]
+        titles += [labels[0], labels[1], f"{labels[2]} (L1 {error:.3f})"]
+        save_image(fake, output_dir / f"cyclegan_{Path(name).stem}.jpg")
+    figure = show_images(
+        rows, titles, columns=3, panel_size=3.0,
+        suptitle="CycleGAN (Zhu et al. 2017): unpaired photo <-> painting",
+        caption=("Images the generators never saw. Shipped generators: a short CPU run (128 px, ngf 32, 6 blocks, "
+                 "1300 iterations; see assets/MANIFEST.json), so expect colour and texture shifts rather than "
+                 "the paper's quality."),
+        path=output_dir / "cyclegan.png",
+    )
+    return figure
