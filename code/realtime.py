@@ -54,7 +54,7 @@ class RealtimeOptions:
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # Johnson sec. 4.1 (VGG19 names)
     style_layer_weights: tuple[float, ...] | None = None   # Johnson: equal weights
     content_weight: float = 1.0                # lambda_c (Johnson tunes lambda_s/lambda_c per style)
-    style_weight: float = 2.0                  # lambda_s, *ours*: tuned for the normalised VGG19 (see REALTIME.md)
+    style_weight: float = 2.0                  # lambda_s, *ours*: tuned for the normalised VGG19 (see README, real-time section)
     tv_weight: float = 1.0                     # lambda_TV on the mean squared pixel difference, *ours*
     style_size: int | None = 256               # longest side of the style image (Johnson: style at 256 px)
     load_size: int | None = None               # shorter side photos are cached at (None: 1.5 x image_size), *ours*
