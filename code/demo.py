@@ -112,7 +112,7 @@ def realtime_demo(
 def cyclegan_demo(
     settings: DemoSettings,
     output_dir: Path,
-    photo: str = "city_with_water.jpg",
+    photo: str = "pool.jpg",
     painting: str = "van_gogh_0013.jpg",
 ):
     """Photo -> painting and painting -> photo on held-out images, with the cycle reconstructions."""
