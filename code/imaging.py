@@ -6,7 +6,6 @@ each network brings its own preprocessing.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from assets import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -109,17 +110,9 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, quality: int = 95) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower() or ".png"
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            kwargs = {"quality": quality} if suffix in (".jpg", ".jpeg") else {}
-            tensor_to_pil(image).save(file, format=Image.registered_extensions().get(suffix, "PNG"), **kwargs)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    kwargs = {"quality": quality} if suffix in (".jpg", ".jpeg") else {}
+    image_format = Image.registered_extensions().get(suffix, "PNG")
+    atomic_write_bytes(path, lambda file: tensor_to_pil(image).save(file, format=image_format, **kwargs))
     return path
 
 
