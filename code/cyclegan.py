@@ -387,6 +387,8 @@ def train_cyclegan(
             remaining = max_minutes * 60 - (time.monotonic() - started)
             if seconds_per_iteration is not None:
                 chunk = min(chunk, int(remaining / seconds_per_iteration * 0.95))
+            else:  # speed unknown yet: a short first chunk measures it, so the time limit holds on slow devices
+                chunk = min(chunk, 5)
             if remaining <= 0 or chunk < 1:
                 break
         stop_at = exp.iteration + chunk if max_iterations is None else min(max_iterations, exp.iteration + chunk)
