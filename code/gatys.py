@@ -121,6 +121,15 @@ class GatysOptions:
         return _layer_weights(self.style_layers)
 
 
+def style_weight_for_size(size: int, weight_at_512: float = 1e7) -> float:
+    """beta giving the same balance at ``size`` as ``weight_at_512`` at 512 px.
+
+    L_content (eq. 1) sums over the M_l positions of relu4_2 while E_l (eq. 4) is normalised by M_l^2, so the
+    content term grows with the pixel count and beta must grow with it: beta(size) = beta(512) * (size / 512)^2.
+    """
+    return weight_at_512 * (size / 512) ** 2
+
+
 def _layer_weights(layers: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
     if isinstance(layers, str):
         layers = [layers]

@@ -1,0 +1,126 @@
+"""Benchmark: seconds per L-BFGS evaluation and peak memory of the Gatys optimisation at 256 and 512 px.
+
+    python bench/bench_gatys.py [--sizes 256 512] [--iterations 20] [--threads N]
+
+Default settings of ``gatys.GatysOptions`` (normalised VGG19, content relu4_2, style relu1_1..relu5_1, L-BFGS, one
+function evaluation per iteration) on assets/carcassonne.jpg in the style of assets/starry_night.jpg. Each
+configuration runs in a fresh subprocess, so peak memory does not carry over: process peak RSS on the CPU,
+``torch.cuda.max_memory_allocated`` on CUDA. Compared: fp32 contiguous, fp32 channels_last (the default), and
+channels_last with bf16 autocast (and fp16 on CUDA), with the loss each reaches after ``--iterations`` (mixed
+precision can be faster but land higher). Set-up and target computation are excluded from the time per evaluation.
+Prints a markdown table; writes JSON to bench/results/gatys_<device>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "code"))
+
+CONFIGS = {"fp32": (False, "fp32"), "fp32 channels_last": (True, "fp32"), "bf16 channels_last": (True, "bf16"),
+           "fp16 channels_last": (True, "fp16")}
+
+
+def measure(size: int, config: str, iterations: int, threads: int | None) -> dict:
+    """One configuration in this process: seconds per evaluation (median of the steady state), memory, loss."""
+    import torch
+
+    from gatys import GatysOptions, StyleTransfer, pick_device
+    from imaging import load_image
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = pick_device()
+    channels_last, precision = CONFIGS[config]
+    content = load_image(ROOT / "assets" / "carcassonne.jpg", size)
+    style = load_image(ROOT / "assets" / "starry_night.jpg", size)
+    stamps: list[float] = []
+
+    def stamp(iteration: int, image, record) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        stamps.append(time.perf_counter())
+
+    options = GatysOptions(size=size, iterations=iterations + 2, channels_last=channels_last, precision=precision,
+                           snapshot_every=1, progress=False)
+    transfer = StyleTransfer(options)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = transfer.run(content, style, callback=stamp)
+    steady = [b - a for a, b in zip(stamps[2:], stamps[3:])]  # skip 2 warm-up iterations
+    steady.sort()
+    if device.type == "cuda":
+        peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
+        memory_kind = "torch.cuda.max_memory_allocated"
+    else:
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        memory_kind = "process peak RSS"
+    return {"size": size, "config": config, "height_width": list(result.image.shape[-2:]),
+            "s_per_evaluation": steady[len(steady) // 2], "peak_memory_mib": round(peak_mib, 1),
+            "memory_kind": memory_kind, "iterations": iterations + 2,
+            "loss_after": result.history[-1]["total"], "loss_start": result.history[0]["total"],
+            "device": str(device), "threads": torch.get_num_threads()}
+
+
+def device_description() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.machine()} ({os.cpu_count()} cores)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--iterations", type=int, default=20, help="timed L-BFGS iterations (after 2 warm-up)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
+    parser.add_argument("--worker", nargs=2, metavar=("SIZE", "CONFIG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(int(args.worker[0]), args.worker[1], args.iterations, args.threads)))
+        return
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    configs = args.configs or [c for c in CONFIGS if cuda or not c.startswith("fp16")]
+    rows = []
+    for size in args.sizes:
+        for config in configs:
+            command = [sys.executable, __file__, "--worker", str(size), config, "--iterations", str(args.iterations)]
+            if args.threads:
+                command += ["--threads", str(args.threads)]
+            completed = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(completed.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{size} px {config}: {row['s_per_evaluation']:.3f} s/evaluation, {row['peak_memory_mib']:.0f} MiB, "
+                  f"loss after {row['iterations']} = {row['loss_after']:.4g}", flush=True)
+    summary = {"device": device_description(), "torch": torch.__version__, "threads": rows[0]["threads"],
+               "load_average_1min": os.getloadavg()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "settings": "GatysOptions defaults (normalised VGG19, relu4_2 / relu1_1..relu5_1, L-BFGS)", "rows": rows}
+    name = "cuda" if cuda else "cpu"
+    out = ROOT / "bench" / "results" / f"gatys_{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\n{summary['device']}, {summary['threads']} thread(s), torch {summary['torch']}\n")
+    print("| size | configuration | s / L-BFGS evaluation | peak memory (MiB) | loss after N iterations |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        h, w = row["height_width"]
+        print(f"| {w}x{h} | {row['config']} | {row['s_per_evaluation']:.3f} | {row['peak_memory_mib']:.0f} | "
+              f"{row['loss_after']:.4g} ({row['iterations']} iterations) |")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
