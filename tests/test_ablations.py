@@ -54,7 +54,7 @@ def test_content_reconstruction_from_noise_approaches_the_photo(images):
     (row,) = ablations.reconstruct(content, "content", [("relu1_2",)], tiny(iterations=30))
     assert row["loss_content"] < 0.05 * row["loss_start"]
     noise_error = (torch.rand_like(content) - content).abs().mean()
-    assert (row["image"] - content).abs().mean() < 0.5 * noise_error
+    assert (row["image"] - content).abs().mean() < 0.6 * noise_error
     with pytest.raises(ValueError, match="kind must be"):
         ablations.reconstruct(content, "texture", [("relu1_1",)], tiny())
 
