@@ -16,10 +16,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 @pytest.fixture(scope="module")
 def images():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_image(ASSETS / "carcassonne.jpg", 40), load_image(ASSETS / "starry_night.jpg", 40)
-    torch.set_num_threads(threads)
+    return load_image(ASSETS / "carcassonne.jpg", 40), load_image(ASSETS / "starry_night.jpg", 40)
 
 
 def tiny(**overrides) -> GatysOptions:

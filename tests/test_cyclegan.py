@@ -18,15 +18,6 @@ from losses import cycle_consistency_loss, identity_loss, lsgan_loss
 TINY = dict(size=32, ngf=4, ndf=4, n_blocks=1, pool_size=2, lr=1e-3)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny convolutions on a shared 2-core machine run far faster (and deterministically) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_domains(root: Path, photos: int = 4, paintings: int = 4) -> tuple[Path, Path]:
     """Two tiny synthetic domains: smooth colour gradients ('photos') and striped noisy images ('paintings')."""
     rng = np.random.default_rng(0)

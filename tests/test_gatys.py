@@ -15,14 +15,6 @@ from imaging import load_image
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def images() -> tuple[torch.Tensor, torch.Tensor]:
     return load_image(ASSETS / "carcassonne.jpg", 64), load_image(ASSETS / "starry_night.jpg", 64)

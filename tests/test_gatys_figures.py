@@ -13,14 +13,6 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CONTENT, STYLE_A, STYLE_B = ASSETS / "carcassonne.jpg", ASSETS / "starry_night.jpg", ASSETS / "great_wave.jpg"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**overrides) -> GatysOptions:
     values = dict(size=40, iterations=6, progress=False, style_weight=1e6, channels_last=False)
     values.update(overrides)
