@@ -27,7 +27,7 @@ def _save(figure, output_dir: str | Path | None, name: str):
 def _settings(options: GatysOptions) -> str:
     sizes = " -> ".join(str(s) for s in options.sizes())
     return (f"{sum(options.iterations_per_scale())} {options.optimizer.upper()} iterations at {sizes} px, "
-            f"alpha {options.content_weight:g}, beta {options.style_weight:g}, init {options.init}")
+            f"alpha {options.content_weight:g}, beta {options.style_weight:.3g}, init {options.init}")
 
 
 def one_photo_many_styles(
