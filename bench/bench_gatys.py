@@ -1,14 +1,17 @@
 """Benchmark: seconds per L-BFGS evaluation and peak memory of the Gatys optimisation at 256 and 512 px.
 
-    python bench/bench_gatys.py [--sizes 256 512] [--iterations 20] [--threads N]
+    python bench/bench_gatys.py [--sizes 256 512] [--iterations 40] [--threads N]
 
 Default settings of ``gatys.GatysOptions`` (normalised VGG19, content relu4_2, style relu1_1..relu5_1, L-BFGS, one
 function evaluation per iteration) on assets/carcassonne.jpg in the style of assets/starry_night.jpg. Each
 configuration runs in a fresh subprocess, so peak memory does not carry over: process peak RSS on the CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA. Compared: fp32 contiguous, fp32 channels_last (the default), and
 channels_last with bf16 autocast (and fp16 on CUDA), with the loss each reaches after ``--iterations`` (mixed
-precision can be faster but land higher). Set-up and target computation are excluded from the time per evaluation.
-Prints a markdown table; writes JSON to bench/results/gatys_<device>.json.
+precision can be faster but land higher). That loss is re-evaluated in fp32 on the final image, so every
+configuration is scored on one scale; the gap between the two fp32 layouts shows how far rounding alone moves an
+L-BFGS trajectory in that many iterations. Set-up and target computation are excluded from the time per evaluation.
+Prints a markdown table; writes JSON to bench/results/gatys_<device>.json (with the 1-minute load average before
+and after: on a shared CPU the absolute times depend on it, the ratios much less).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +61,14 @@ def measure(size: int, config: str, iterations: int, threads: int | None) -> dic
     result = transfer.run(content, style, callback=stamp)
     steady = [b - a for a, b in zip(stamps[2:], stamps[3:])]  # skip 2 warm-up iterations
     steady.sort()
+    # The history's losses come from the autocast passes; re-evaluate the final image in fp32 so that the
+    # configurations are compared on one scale (a bf16 loss is itself rounded).
+    transfer.options = replace(options, precision="fp32")
+    with torch.no_grad():
+        content_targets = {n: f.float() for n, f in transfer.features(content).items()
+                           if n in options.content_layer_weights()}
+        style_targets = transfer.style_targets([style], [1.0])
+        fp32_loss = float(transfer.losses(result.image.to(device), content_targets, style_targets)["total"])
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
         memory_kind = "torch.cuda.max_memory_allocated"
@@ -67,6 +79,7 @@ def measure(size: int, config: str, iterations: int, threads: int | None) -> dic
             "s_per_evaluation": steady[len(steady) // 2], "peak_memory_mib": round(peak_mib, 1),
             "memory_kind": memory_kind, "iterations": iterations + 2,
             "loss_after": result.history[-1]["total"], "loss_start": result.history[0]["total"],
+            "loss_after_fp32": fp32_loss,
             "device": str(device), "threads": torch.get_num_threads()}
 
 
@@ -75,13 +88,37 @@ def device_description() -> str:
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"CPU {platform.machine()} ({os.cpu_count()} cores)"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU {model} ({os.cpu_count()} cores)"
+
+
+def markdown_table(summary: dict) -> str:
+    """The results as a markdown table; speed and loss relative to fp32 contiguous at the same size."""
+    lines = [f"Device: {summary['device']}, {summary['threads']} thread(s), torch {summary['torch']}, "
+             f"load average {summary['load_average_1min_start']:.1f} -> {summary['load_average_1min']:.1f} "
+             f"(1 min), {summary['time']}.", "",
+             "| size (W x H) | configuration | s / L-BFGS evaluation | speed-up | peak memory (MiB) "
+             f"| loss after {summary['rows'][0]['iterations']} iterations (fp32) | vs fp32 |",
+             "|---|---|---|---|---|---|---|"]
+    baseline = {row["size"]: row for row in summary["rows"] if row["config"] == "fp32"}
+    for row in summary["rows"]:
+        h, w = row["height_width"]
+        base = baseline.get(row["size"], row)
+        lines.append(f"| {w} x {h} | {row['config']} | {row['s_per_evaluation']:.3f} | "
+                     f"{base['s_per_evaluation'] / row['s_per_evaluation']:.2f}x | {row['peak_memory_mib']:.0f} | "
+                     f"{row['loss_after_fp32']:.4g} | {row['loss_after_fp32'] / base['loss_after_fp32'] - 1:+.1%} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--iterations", type=int, default=20, help="timed L-BFGS iterations (after 2 warm-up)")
+    parser.add_argument("--iterations", type=int, default=40, help="timed L-BFGS iterations (after 2 warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
     parser.add_argument("--worker", nargs=2, metavar=("SIZE", "CONFIG"), help=argparse.SUPPRESS)
@@ -92,6 +129,7 @@ def main() -> None:
 
     import torch
 
+    load_start = os.getloadavg()[0]
     cuda = torch.cuda.is_available()
     configs = args.configs or [c for c in CONFIGS if cuda or not c.startswith("fp16")]
     rows = []
@@ -104,21 +142,18 @@ def main() -> None:
             row = json.loads(completed.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{size} px {config}: {row['s_per_evaluation']:.3f} s/evaluation, {row['peak_memory_mib']:.0f} MiB, "
-                  f"loss after {row['iterations']} = {row['loss_after']:.4g}", flush=True)
+                  f"loss after {row['iterations']} = {row['loss_after_fp32']:.4g} (fp32)", flush=True)
     summary = {"device": device_description(), "torch": torch.__version__, "threads": rows[0]["threads"],
-               "load_average_1min": os.getloadavg()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "settings": "GatysOptions defaults (normalised VGG19, relu4_2 / relu1_1..relu5_1, L-BFGS)", "rows": rows}
+               "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
+               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "settings": "GatysOptions defaults (normalised VGG19, relu4_2 / relu1_1..relu5_1, L-BFGS, "
+                           "alpha 1, beta 1e7, content init); carcassonne.jpg in the style of starry_night.jpg",
+               "rows": rows}
     name = "cuda" if cuda else "cpu"
     out = ROOT / "bench" / "results" / f"gatys_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\n{summary['device']}, {summary['threads']} thread(s), torch {summary['torch']}\n")
-    print("| size | configuration | s / L-BFGS evaluation | peak memory (MiB) | loss after N iterations |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        h, w = row["height_width"]
-        print(f"| {w}x{h} | {row['config']} | {row['s_per_evaluation']:.3f} | {row['peak_memory_mib']:.0f} | "
-              f"{row['loss_after']:.4g} ({row['iterations']} iterations) |")
+    print("\n" + markdown_table(summary))
     print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
