@@ -15,13 +15,14 @@ of training again, and adding a later checkpoint only trains the extra iteration
 
 Figures: :func:`plot_checkpoints` (held-out metrics against iterations), :func:`plot_training_losses` (logged
 training losses), :func:`realtime_progress_figure`, :func:`realtime_final_figure`, :func:`cyclegan_samples_figure`;
-numbers: :func:`checkpoint_rows`, :func:`history_rows`, :func:`write_csv`.
+numbers: :func:`checkpoint_rows`, :func:`history_rows`, :func:`write_csv`, :func:`format_table`.
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -36,7 +37,7 @@ import nntools
 import realtime
 from cyclegan_nets import translate
 from datasets import list_images
-from imaging import show_images
+from imaging import tensor_to_pil
 
 CACHE_FOLDER = "ablation"
 
@@ -199,7 +200,7 @@ def cyclegan_variants(
     limit_images: int | None = 40, hold_out: tuple[int, int] = (6, 6), device: str | torch.device | None = None,
     progress: bool = False,
 ) -> list[AblationRun]:
-    """CycleGAN (Zhu et al. 2017) once per variant (``{name: CycleGANOptions overrides}``), measured at each
+    """CycleGAN (Zhu et al. 2017) once per variant (``{display name: CycleGANOptions overrides}``), measured at each
     iteration count in ``checkpoints``.
 
     At every checkpoint, on held-out images never trained on (``hold_out`` = photos, paintings): the mean L1 cycle
@@ -225,7 +226,8 @@ def cyclegan_variants(
         if options.total_epochs < needed:
             options = replace(options, n_epochs=needed - options.n_epochs_decay)
         settings = {"lambda_cycle": options.lambda_cycle, "lambda_identity": options.lambda_identity}
-        folder = Path(runs_dir) / f"cyclegan_{name}_{options_tag(options)}_{limit_images}"
+        slug = re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_")
+        folder = Path(runs_dir) / f"cyclegan_{slug}_{options_tag(options)}_n{limit_images}_h{hold_out[0]}-{hold_out[1]}"
         run = AblationRun(name, settings, folder)
 
         def train_to(iteration: int, options: cyclegan.CycleGANOptions = options, run: AblationRun = run
@@ -292,6 +294,16 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, digits: int =
     return path
 
 
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 4) -> str:
+    """A plain-text table of ``columns`` (floats with ``digits`` significant digits) for printing in notebooks."""
+    def text(value: Any) -> str:
+        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+    cells = [list(columns)] + [[text(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in cells]
+    return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths)] + lines[1:])
+
+
 # ------------------------------------------------------------------------------------------------- figures
 def _save(figure: plt.Figure, path: str | Path | None) -> plt.Figure:
     if path is not None:
@@ -304,11 +316,19 @@ def plot_checkpoints(runs: Sequence[AblationRun], metrics: Mapping[str, str], ti
                      path: str | Path | None = None, logy: Sequence[str] = (), caption: str | None = None
                      ) -> plt.Figure:
     """One panel per held-out metric (``{key: axis label}``), one line per run, against training iterations."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.5), squeeze=False)
-    for axis, (key, label) in zip(axes[0], metrics.items()):
+    def draw(axis: plt.Axes, key: str) -> None:
         for run in runs:
             x, y = run.series(key)
             axis.plot(x, y, marker="o", label=run.name)
+    return _panels(metrics, draw, title, path, logy, caption)
+
+
+def _panels(labels: Mapping[str, str], draw: Callable[[plt.Axes, str], None], title: str, path: str | Path | None,
+            logy: Sequence[str], caption: str | None) -> plt.Figure:
+    """One panel per ``{key: axis label}`` against training iterations; ``draw(axis, key)`` plots the lines."""
+    figure, axes = plt.subplots(1, len(labels), figsize=(4.4 * len(labels), 3.5), squeeze=False)
+    for axis, (key, label) in zip(axes[0], labels.items()):
+        draw(axis, key)
         axis.set_xlabel("training iteration")
         axis.set_ylabel(label)
         axis.set_title(label)
@@ -338,24 +358,31 @@ def plot_training_losses(runs: Sequence[AblationRun], keys: Mapping[str, str], t
                          caption: str | None = None) -> plt.Figure:
     """Logged training losses (``{key: axis label}``), moving average over ``window`` logged points, one line per
     run; a run that does not log a key (e.g. the unweighted cycle L1 at lambda = 0) has no line in that panel."""
-    figure, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.5), squeeze=False)
-    for axis, (key, label) in zip(axes[0], keys.items()):
+    def draw(axis: plt.Axes, key: str) -> None:
         for run in runs:
             points = [(h["iteration"], h[key]) for h in run.history if key in h]
             if points:
                 x, y = zip(*points)
                 axis.plot(x, _smooth(list(y), window), label=run.name)
-        axis.set_xlabel("training iteration")
-        axis.set_ylabel(label)
-        axis.set_title(label)
-        if key in logy:
-            axis.set_yscale("log")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.suptitle(title)
+    return _panels(keys, draw, title, path, logy, caption)
+
+
+def image_grid(images: Sequence[torch.Tensor], titles: Sequence[str], columns: int, suptitle: str,
+               caption: str | None = None, path: str | Path | None = None, panel_size: float = 1.7) -> plt.Figure:
+    """Like ``imaging.show_images`` but drawn with nearest-neighbour interpolation at 100 dpi: the small training
+    crops stay sharp (pixels visible) and the saved PNG stays well under 1 MB."""
+    rows = math.ceil(len(images) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, (panel_size + 0.45) * rows + 0.7),
+                               squeeze=False)  # + room for two-line titles
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(tensor_to_pil(images[index]), interpolation="nearest")
+            axis.set_title(titles[index], fontsize=8)
+    figure.suptitle(suptitle, fontsize=11)
     if caption:
-        figure.text(0.5, -0.02, caption, ha="center", va="top", fontsize=9, wrap=True)
-    figure.tight_layout()
+        figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8, wrap=True)
+    figure.tight_layout(rect=(0, 0.05 if caption else 0, 1, 1))
     return _save(figure, path)
 
 
@@ -371,8 +398,8 @@ def realtime_progress_figure(runs: Sequence[AblationRun], photo_index: int = 0, 
             images.append(run.images[iteration]["output"][photo_index])
             titles.append(f"{run.name}\niteration {iteration}")
     columns = 1 + max(len(run.images) for run in runs)
-    return show_images(images, titles, columns=columns, panel_size=panel_size, caption=caption, path=path,
-                       suptitle="Real-time network: a held-out photo stylised at each checkpoint, per lambda_s")
+    return image_grid(images, titles, columns, "Real-time network: a held-out photo stylised at each checkpoint, "
+                      "per lambda_s", caption, path, panel_size)
 
 
 def realtime_final_figure(runs: Sequence[AblationRun], path: str | Path | None = None,
@@ -386,8 +413,8 @@ def realtime_final_figure(runs: Sequence[AblationRun], path: str | Path | None =
         for run, final in zip(runs, finals):
             images.append(final["output"][i])
             titles.append(f"{run.name} (it. {max(run.images)})")
-    return show_images(images, titles, columns=1 + len(runs), panel_size=panel_size, caption=caption, path=path,
-                       suptitle="Real-time network: style weight lambda_s on held-out photos")
+    return image_grid(images, titles, 1 + len(runs), "Real-time network: style weight lambda_s on held-out photos",
+                      caption, path, panel_size)
 
 
 def cyclegan_samples_figure(runs: Sequence[AblationRun], index: int = 0, path: str | Path | None = None,
@@ -409,5 +436,5 @@ def cyclegan_samples_figure(runs: Sequence[AblationRun], index: int = 0, path: s
             elif key == "rec_painting":
                 label = f"{label}\nL1 {metrics['cycle_l1_painting']:.3f}"
             titles.append(label)
-    return show_images(images, titles, columns=len(columns), panel_size=panel_size, caption=caption, path=path,
-                       suptitle="CycleGAN: lambda_cycle and the identity loss (held-out images)")
+    return image_grid(images, titles, len(columns), "CycleGAN: lambda_cycle and the identity loss (held-out images)",
+                      caption, path, panel_size)

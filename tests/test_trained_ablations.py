@@ -16,14 +16,6 @@ from imaging import save_image
 matplotlib.use("Agg")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture()
 def folders(tmp_path):
     generator = torch.Generator().manual_seed(0)
