@@ -124,20 +124,28 @@ def show_images(
     columns: int | None = None,
     panel_size: float = 3.5,
     path: str | os.PathLike | None = None,
+    interpolation: str | None = None,
+    title_fontsize: float = 10,
+    title_room: float = 0.0,
+    dpi: int = 110,
 ):
-    """Show images side by side (or in a grid) with titles; optionally save the figure. Returns the figure."""
+    """Show images side by side (or in a grid) with titles; optionally save the figure. Returns the figure.
+
+    ``interpolation="nearest"`` keeps small images sharp; ``title_room`` adds that many inches per row (two-line
+    titles)."""
     import matplotlib.pyplot as plt
 
     count = len(images)
     columns = columns or count
     rows = (count + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, panel_size * rows + 0.6), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, (panel_size + title_room) * rows + 0.6),
+                                squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < count:
-            axis.imshow(tensor_to_pil(images[index]))
+            axis.imshow(tensor_to_pil(images[index]), interpolation=interpolation)
             if titles is not None:
-                axis.set_title(titles[index], fontsize=10)
+                axis.set_title(titles[index], fontsize=title_fontsize)
     if suptitle:
         figure.suptitle(suptitle, fontsize=12)
     if caption:
@@ -145,5 +153,5 @@ def show_images(
     figure.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110, bbox_inches="tight")
+        figure.savefig(path, dpi=dpi, bbox_inches="tight")
     return figure
