@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,6 +21,9 @@ sys.path.insert(0, str(ROOT / "code"))
 import torch  # noqa: E402
 
 import realtime  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gatys import device_description  # noqa: E402
 
 
 def run(photos: Path, style: Path, amp: bool | str, args: argparse.Namespace, folder: Path) -> dict:
@@ -59,7 +61,7 @@ def main() -> None:
             row = run(Path(args.photos), Path(args.style), amp, args, Path(scratch) / str(amp))
             print(json.dumps(row))
             rows.append(row)
-    summary = {"device": torch.cuda.get_device_name() if device == "cuda" else f"CPU {platform.processor() or platform.machine()}",
+    summary = {"device": device_description(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
                "settings": f"real-time network width {args.width}, {args.size} px crops, batch {args.batch_size}, "
