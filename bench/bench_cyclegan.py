@@ -1,6 +1,6 @@
 """Benchmark: CycleGAN training iterations/second, peak memory and inference milliseconds per image, at 128 and 256 px.
 
-    python bench/bench_cyclegan.py [--sizes 128 256] [--ngf 32] [--n-blocks 6] [--steps 3] [--threads 1] [--amp]
+    python bench/bench_cyclegan.py [--sizes 128 256] [--ngf 32] [--n-blocks 6] [--steps 3] [--threads 1] [--amp fp16|bf16]
 
 Each size runs in a fresh subprocess so that peak memory is that size's alone: ``torch.cuda.max_memory_allocated``
 on a GPU, the process's peak resident set size (``resource.getrusage(...).ru_maxrss``, Python and torch included) on
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,7 +26,11 @@ sys.path.insert(0, str(ROOT / "code"))
 import torch  # noqa: E402
 
 import cyclegan  # noqa: E402
+import nntools  # noqa: E402
 from cyclegan_nets import translate  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gatys import device_description  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -35,12 +38,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(size: int, ngf: int, n_blocks: int, steps: int, repeats: int, device: torch.device, amp: bool) -> dict:
+def measure(size: int, ngf: int, n_blocks: int, steps: int, repeats: int, device: torch.device,
+            amp: str | None) -> dict:
     """One size: training seconds per iteration, peak memory, inference milliseconds per image."""
     options = cyclegan.CycleGANOptions(size=size, ngf=ngf, n_blocks=n_blocks)
     model = cyclegan.CycleGANModel(options).to(device)
-    model.amp = amp and device.type == "cuda"
-    model.scaler = torch.amp.GradScaler(device.type, enabled=model.amp)
+    model.device = device
+    model.amp_dtype = nntools.resolve_amp(amp, device)  # as nntools.Experiment sets it
+    model.amp = model.amp_dtype is not None
+    scaled = model.amp_dtype == torch.float16
+    model.scaler = torch.amp.GradScaler("cuda" if scaled else "cpu", enabled=scaled)
     batch = {"A": torch.rand(1, 3, size, size), "B": torch.rand(1, 3, size, size)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -69,7 +76,7 @@ def measure(size: int, ngf: int, n_blocks: int, steps: int, repeats: int, device
         translate(generator, image)
         synchronize(device)
         times.append((time.perf_counter() - begin) * 1000)
-    return {"size": size, "ngf": ngf, "n_blocks": n_blocks, "amp": model.amp, "train_steps_timed": steps,
+    return {"size": size, "ngf": ngf, "n_blocks": n_blocks, "amp": amp or "fp32", "train_steps_timed": steps,
             "train_s_per_iteration": seconds_per_iteration, "train_iterations_per_s": 1 / seconds_per_iteration,
             "peak_memory_mib": peak_mib, "memory_kind": memory_kind, "inference_ms_per_image": statistics.median(times)}
 
@@ -83,7 +90,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed inference passes")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA")
+    parser.add_argument("--amp", nargs="?", const="fp16", choices=["fp16", "bf16"], default=None,
+                        help="autocast: fp16 (CUDA; a bare --amp) or bf16 (CPU, recent GPUs)")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -96,31 +104,31 @@ def main() -> None:
     if args.worker is not None:
         print(json.dumps(measure(args.worker, ngf, n_blocks, steps, args.repeats, device, args.amp)))
         return
-    device_name = torch.cuda.get_device_name(device) if gpu else (
-        f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores), {torch.get_num_threads()} thread(s)")
+    device_name = torch.cuda.get_device_name(device) if gpu else f"{device_description()}, {torch.get_num_threads()} thread(s)"
     rows = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--worker", str(size), "--ngf", str(ngf), "--n-blocks", str(n_blocks),
                    "--steps", str(steps), "--repeats", str(args.repeats), "--device", str(device)]
         command += ["--threads", str(args.threads)] if args.threads else []
-        command += ["--amp"] if args.amp else []
+        command += ["--amp", args.amp] if args.amp else []
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(f"{size}px: {rows[-1]['train_s_per_iteration']:.2f} s/iteration", flush=True)
     load = os.getloadavg()
     print(f"\nDevice: {device_name}; torch {torch.__version__}; generator ngf={ngf}, {n_blocks} residual blocks; "
-          f"70x70 PatchGAN ndf=64; batch 1; load average {load[0]:.1f}\n")
+          f"70x70 PatchGAN ndf=64; batch 1; precision {args.amp or 'fp32'}; load average {load[0]:.1f}\n")
     print("| size | train iterations/s | s/iteration | peak memory (MiB) | inference (ms/image) |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['train_iterations_per_s']:.3f} | {r['train_s_per_iteration']:.2f} | "
               f"{r['peak_memory_mib']:.0f} | {r['inference_ms_per_image']:.0f} |")
     print(f"\nmemory: {rows[0]['memory_kind']}")
-    results = {"device": device_name, "torch": torch.__version__, "load_average_1min": load[0],
+    results = {"device": device_name, "torch": torch.__version__, "precision": args.amp or "fp32",
+               "load_average_1min": load[0],
                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"cyclegan_{'cuda' if gpu else 'cpu'}.json"
+    path = out_dir / f"cyclegan_{'cuda' if gpu else 'cpu'}{'_' + args.amp if args.amp else ''}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}")
 
