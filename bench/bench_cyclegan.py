@@ -44,10 +44,7 @@ def measure(size: int, ngf: int, n_blocks: int, steps: int, repeats: int, device
     options = cyclegan.CycleGANOptions(size=size, ngf=ngf, n_blocks=n_blocks)
     model = cyclegan.CycleGANModel(options).to(device)
     model.device = device
-    model.amp_dtype = nntools.resolve_amp(amp, device)  # as nntools.Experiment sets it
-    model.amp = model.amp_dtype is not None
-    scaled = model.amp_dtype == torch.float16
-    model.scaler = torch.amp.GradScaler("cuda" if scaled else "cpu", enabled=scaled)
+    model.set_precision(amp, device)  # as nntools.Experiment does
     batch = {"A": torch.rand(1, 3, size, size), "B": torch.rand(1, 3, size, size)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
