@@ -37,7 +37,7 @@ from datasets import ImageFolderDataset, list_images
 from imaging import load_image, resize_tensor, save_image
 from losses import feature_reconstruction_loss, gram_matrix, style_reconstruction_loss, total_variation_loss
 from models import VGGFeatures
-from transformer_net import TransformerNet
+from transformer_net import TransformerNet, widen
 
 StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
 
@@ -321,12 +321,20 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
     trained = load_style_model(init_from)
     if trained.style_names != model.style_names:
         raise ValueError(f"init_from {init_from!r} has styles {trained.style_names}, this run trains {model.style_names}")
+    recipe, trained_width = trained.recipe, trained.width
+    if trained_width != model.transformer.width:  # grow it: same function, more channels (Net2WiderNet)
+        factor = model.transformer.width / trained_width
+        if factor != round(factor) or factor < 1:
+            raise ValueError(f"init_from {init_from!r} has width {trained_width}; a run of width {model.transformer.width} "
+                             f"can only start from it by widening by a whole factor (e.g. width {trained_width * 2})")
+        trained = widen(trained, round(factor), generator=torch.Generator().manual_seed(model.options.seed))
     assets.load_state_into(model.transformer, trained.state_dict(), str(init_from))
     model.transformer.to(experiment.device)
-    recipe = trained.recipe
     record = {"from": str(init_from), "iterations": int(recipe.get("iterations", 0)),
               "wall_seconds": float(recipe.get("wall_seconds", 0.0)), "device": recipe.get("device"),
               "image_size": recipe.get("options", {}).get("image_size")}
+    if trained_width != model.transformer.width:
+        record["widened_from_width"] = trained_width
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -158,3 +158,66 @@ class TransformerNet(nn.Module):
         for layer in self.up:
             x = layer(x, weights)
         return torch.sigmoid(self.output(x))
+
+
+# ------------------------------------------------------------------------------------ growing a trained network
+def _widened_conv(conv: nn.Conv2d, factor_out: int, shares: torch.Tensor) -> nn.Conv2d:
+    """A copy of ``conv`` whose output channel copy * C_out + c repeats channel c, and whose input channel
+    copy * C_in + c gets the share ``shares[o, copy, c]`` of the original weight on input c (shares: (O, f_in, C_in))."""
+    weight, bias = conv.weight.detach(), conv.bias.detach()
+    factor_in = shares.shape[1]
+    wide = nn.Conv2d(conv.in_channels * factor_in, conv.out_channels * factor_out, conv.kernel_size, conv.stride,
+                     device=weight.device, dtype=weight.dtype)
+    weight = weight.repeat(factor_out, 1, 1, 1)                                    # (O, C_in, k, k)
+    weight = (weight.unsqueeze(1) * shares[:, :, :, None, None]).flatten(1, 2)     # (O, f_in * C_in, k, k)
+    wide.weight.data.copy_(weight)
+    wide.bias.data.copy_(bias.repeat(factor_out))
+    return wide
+
+
+def widen(net: TransformerNet, factor: int = 2, asymmetry: float = 0.1, generator: torch.Generator | None = None) -> TransformerNet:
+    """A ``factor`` times wider TransformerNet that computes the *same* function (Net2WiderNet, Chen, Goodfellow &
+    Shlens, "Net2Net", ICLR 2016), to continue training a trained network with more capacity.
+
+    Every hidden channel c is copied ``factor`` times (its conv filter, bias and per-style gamma/beta): instance
+    norm normalises each channel on its own, so the copies stay identical. The next conv's weight on c is split
+    among the copies in random shares that sum to one (each share 1/factor +- ``asymmetry``/factor, Net2Net's
+    noise), so the output is unchanged up to rounding while the copies get different gradients and can diverge.
+    """
+    if factor < 1 or int(factor) != factor:
+        raise ValueError(f"factor must be a positive integer, got {factor}")
+    if not 0 <= asymmetry < 1:
+        raise ValueError(f"asymmetry must be in [0, 1), got {asymmetry}")
+    reference = next(net.parameters())
+    wide = TransformerNet(net.n_styles, net.width * factor, net.n_residual, net.style_names).to(reference.device, reference.dtype)
+    wide.default_style = net.default_style
+    expected = [c * factor for c in (net.down[0].conv.conv.out_channels, net.down[1].conv.conv.out_channels,
+                                      net.down[2].conv.conv.out_channels)]
+    actual = [layer.conv.conv.out_channels for layer in wide.down]
+    if actual != expected:
+        raise ValueError(f"width {net.width} x {factor} does not give exactly {factor}x the channels ({actual} vs {expected})")
+
+    def shares(out_channels: int, in_channels: int) -> torch.Tensor:
+        """(out, factor, in) shares of each original input channel among its copies, summing to 1 over copies."""
+        noise = (torch.rand(out_channels, factor, in_channels, generator=generator, dtype=torch.float64) * 2 - 1) * asymmetry
+        noise -= noise.mean(1, keepdim=True)
+        return ((1 + noise) / factor).to(reference.device, reference.dtype)
+
+    def conv(old: nn.Conv2d, factor_in: int, factor_out: int) -> nn.Conv2d:
+        split = shares(old.out_channels * factor_out, old.in_channels) if factor_in > 1 else torch.ones(old.out_channels * factor_out, 1, old.in_channels, dtype=reference.dtype, device=reference.device)
+        return _widened_conv(old, factor_out, split)
+
+    def norm(old: ConditionalInstanceNorm2d, new: ConditionalInstanceNorm2d) -> None:
+        new.gamma.data.copy_(old.gamma.detach().repeat(1, factor))
+        new.beta.data.copy_(old.beta.detach().repeat(1, factor))
+
+    pairs = list(zip(net.down, wide.down)) + list(zip(net.up, wide.up))
+    for index, (old, new) in enumerate(pairs):
+        new.conv.conv = conv(old.conv.conv, 1 if index == 0 else factor, factor)
+        norm(old.norm, new.norm)
+    for old, new in zip(net.residual, wide.residual):
+        new.conv1.conv, new.conv2.conv = conv(old.conv1.conv, factor, factor), conv(old.conv2.conv, factor, factor)
+        norm(old.norm1, new.norm1)
+        norm(old.norm2, new.norm2)
+    wide.output.conv = conv(net.output.conv, factor, 1)
+    return wide

@@ -12,7 +12,7 @@ from PIL import Image
 import assets
 import realtime
 from realtime import RealtimeOptions
-from transformer_net import ConditionalInstanceNorm2d, TransformerNet
+from transformer_net import ConditionalInstanceNorm2d, TransformerNet, widen
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -125,6 +125,27 @@ def test_blending_styles_is_a_convex_combination_of_norm_parameters():
         multi(image, torch.tensor([0.5, 0.6, 0.0]))
 
 
+def test_widening_keeps_the_function_and_lets_the_copies_diverge():
+    torch.manual_seed(0)
+    narrow = TransformerNet(n_styles=3, width=0.25, n_residual=2).double()
+    for parameter in narrow.parameters():  # away from the identity-like initial norms
+        parameter.data.add_(0.2 * torch.randn_like(parameter))
+    wide = widen(narrow, 2, generator=torch.Generator().manual_seed(1))
+    assert wide.width == 0.5 and wide.config()["n_residual"] == 2
+    assert sum(p.numel() for p in wide.parameters()) > 3 * sum(p.numel() for p in narrow.parameters())
+    image = torch.rand(2, 3, 24, 36, dtype=torch.float64)
+    for style in (0, 2, torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)):
+        torch.testing.assert_close(wide(image, style), narrow(image, style), atol=1e-12, rtol=0)
+    # the copies of a channel start equal but get different gradients (the next conv splits its weight unevenly)
+    wide(image, 1).square().mean().backward()
+    weight, grad = wide.down[0].conv.conv.weight, wide.down[0].conv.conv.weight.grad
+    channels = narrow.down[0].conv.conv.out_channels
+    torch.testing.assert_close(weight[:channels], weight[channels:], atol=0, rtol=0)
+    assert (grad[:channels] - grad[channels:]).abs().max() > 1e-3 * grad.abs().max()
+    with pytest.raises(ValueError, match="whole|exactly"):
+        widen(TransformerNet(width=0.3), 2)  # 0.3 x 32 rounds to 10 channels, 0.6 x 32 to 19, not 20
+
+
 def test_unknown_style_name_lists_the_available_ones():
     net = TransformerNet(n_styles=2, width=0.25, style_names=["starry_night", "great_wave"])
     with pytest.raises(KeyError, match="starry_night, great_wave"):
@@ -216,6 +237,25 @@ def test_export_then_load_round_trip_and_recipe(trained):
     by_name = realtime.load_style_model("blobs", assets_dir=trained["assets"])
     assert by_name.default_style == 1
     torch.testing.assert_close(realtime.stylize(image, by_name), realtime.stylize(image, model, "blobs"))
+
+
+def test_warm_start_from_a_narrower_model_widens_it(trained, tmp_path):
+    narrow = realtime.load_style_model(trained["assets"] / "realtime_test.pth")
+    with pytest.warns(UserWarning):
+        experiment = realtime.train_realtime(
+            trained["photos"], trained["styles"], tmp_path / "wide_run", tiny_options(width=0.5, iterations=0),
+            export_name="realtime_wide", assets_dir=tmp_path / "assets", progress=False,
+            init_from=trained["assets"] / "realtime_test.pth")
+    wide = experiment.model.transformer.eval()
+    assert wide.width == 0.5
+    image = torch.rand(1, 3, 20, 28)
+    torch.testing.assert_close(realtime.stylize(image, wide, 1), realtime.stylize(image, narrow, 1), atol=1e-5, rtol=0)
+    recipe = json.loads((tmp_path / "assets" / "MANIFEST.json").read_text())["realtime_wide.pth"]["recipe"]
+    assert recipe["architecture"]["width"] == 0.5 and recipe["iterations"] == 24
+    assert recipe["warm_start"]["widened_from_width"] == 0.25
+    with pytest.raises(ValueError, match="whole factor"), pytest.warns(UserWarning):
+        realtime.train_realtime(trained["photos"], trained["styles"], tmp_path / "odd_run", tiny_options(width=0.375),
+                                progress=False, init_from=trained["assets"] / "realtime_test.pth")
 
 
 def test_unknown_style_name_in_assets_lists_available_styles(trained):
