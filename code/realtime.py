@@ -335,6 +335,9 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
               "image_size": recipe.get("options", {}).get("image_size")}
     if trained_width != model.transformer.width:
         record["widened_from_width"] = trained_width
+    for key in ("warm_start", "schedule"):  # keep the chain of earlier warm starts in the recipe
+        if key in recipe:
+            record[f"source_{key}"] = recipe[key]
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record

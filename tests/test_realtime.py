@@ -252,7 +252,13 @@ def test_warm_start_from_a_narrower_model_widens_it(trained, tmp_path):
     torch.testing.assert_close(realtime.stylize(image, wide, 1), realtime.stylize(image, narrow, 1), atol=1e-5, rtol=0)
     recipe = json.loads((tmp_path / "assets" / "MANIFEST.json").read_text())["realtime_wide.pth"]["recipe"]
     assert recipe["architecture"]["width"] == 0.5 and recipe["iterations"] == 24
-    assert recipe["warm_start"]["widened_from_width"] == 0.25
+    assert recipe["warm_start"]["widened_from_width"] == 0.25 and "source_warm_start" not in recipe["warm_start"]
+    with pytest.warns(UserWarning):  # a warm start from a warm-started model keeps the chain in its recipe
+        realtime.train_realtime(trained["photos"], trained["styles"], tmp_path / "again", tiny_options(width=0.5, iterations=0),
+                                export_name="realtime_again", assets_dir=tmp_path / "assets", progress=False,
+                                init_from=tmp_path / "assets" / "realtime_wide.pth")
+    chained = json.loads((tmp_path / "assets" / "MANIFEST.json").read_text())["realtime_again.pth"]["recipe"]
+    assert chained["warm_start"]["source_warm_start"]["widened_from_width"] == 0.25
     with pytest.raises(ValueError, match="whole factor"), pytest.warns(UserWarning):
         realtime.train_realtime(trained["photos"], trained["styles"], tmp_path / "odd_run", tiny_options(width=0.375),
                                 progress=False, init_from=trained["assets"] / "realtime_test.pth")
