@@ -13,7 +13,7 @@ Each mini-batch trains one style, cycling through the styles (Dumoulin et al. se
 stylises a photo of any size, and styles blend by mixing the conditional-norm parameters.
 
 Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``stylize``, ``stylize_folder``,
-``export_onnx``, ``compare_with_optimisation``; and a command line (``python code/realtime.py -h``).
+``export_onnx``, ``compare_with_optimisation``, ``average_models``; and a command line (``python code/realtime.py -h``).
 """
 from __future__ import annotations
 
@@ -471,6 +471,33 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
     return model.eval().to(device)
 
 
+def average_models(models: Sequence[str | Path | TransformerNet]) -> TransformerNet:
+    """Stochastic weight averaging (Izmailov et al., "Averaging Weights Leads to Wider Optima and Better
+    Generalization", UAI 2018): every parameter is the mean of that parameter over snapshots of *one* training run
+    taken at a small constant lr, which lands nearer the centre of the region the noisy iterates wander in.
+
+    Instance norm keeps no running statistics, so the average needs no recalibration pass (batch norm would).
+    The result carries the last snapshot's recipe plus ``weight_average`` (the snapshots' iterations).
+    """
+    if not models:
+        raise ValueError("average_models needs at least one model")
+    loaded = [load_style_model(m) if not isinstance(m, TransformerNet) else m for m in models]
+    first = loaded[0]
+    for name, model in zip(models, loaded):
+        if model.config() != first.config() or list(model.style_names) != list(first.style_names):
+            raise ValueError(f"{name} has architecture {model.config()} and styles {model.style_names}; "
+                             f"snapshots to average must share {first.config()} and {first.style_names}")
+    average = TransformerNet(**first.config(), style_names=list(first.style_names))
+    states = [m.state_dict() for m in loaded]
+    average.load_state_dict({key: torch.stack([s[key].float() for s in states]).mean(0) for key in states[0]})
+    recipe = dict(model_recipe(loaded[-1]))
+    recipe["weight_average"] = {"method": "mean of snapshot weights (SWA, Izmailov et al. 2018)",
+                                "snapshot_iterations": [model_recipe(m).get("iterations") for m in loaded]}
+    average.recipe = recipe
+    average.default_style = first.default_style
+    return average.eval()
+
+
 # ---------------------------------------------------------------------------------------------- inference
 def resolve_style(model: TransformerNet, style: StyleChoice) -> torch.Tensor:
     """Mixing weights (n_styles,) for a style given as None (default), index, name, or {name or index: weight}.
@@ -685,6 +712,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     compare.add_argument("--size", type=int, default=None, help="longest side (default: the training size)")
     compare.add_argument("--threads", type=int, default=None)
     compare.add_argument("--json", default=None, help="write the numbers to this JSON file")
+    mean = commands.add_parser("average", help="average the weights of snapshots of one run (SWA) and export them")
+    mean.add_argument("snapshots", nargs="+", help=".pth files of one run (each beside its MANIFEST.json)")
+    mean.add_argument("--export", required=True, help="name of the averaged model")
+    mean.add_argument("--assets-dir", default=None, help="export here instead of assets/")
+    mean.add_argument("--style-images-dir", default=None, help="folder with the style images (default: assets/)")
     args = parser.parse_args(argv)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
@@ -707,6 +739,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                        "seconds": round(time.time() - started, 1), "torch": torch.__version__, "rows": numbers}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        return
+    if args.command == "average":
+        model = average_models(args.snapshots)
+        recipe = model_recipe(model)
+        style_dir = Path(args.style_images_dir) if args.style_images_dir else assets.ASSETS_DIR
+        extra = {k: v for k, v in recipe.items() if k not in ("kind", "architecture", "styles", "style_images", "options")}
+        path = export_model(model, args.export, RealtimeOptions.from_dict(recipe["options"]),
+                            shipped_style_images(model, style_dir), recipe_extra=extra,
+                            assets_dir=Path(args.assets_dir) if args.assets_dir else assets.ASSETS_DIR)
+        print(f"averaged {len(args.snapshots)} snapshots into {path}")
         return
     if args.command == "train":
         styles = _parse_styles(args.styles)

@@ -264,6 +264,29 @@ def test_warm_start_from_a_narrower_model_widens_it(trained, tmp_path):
                                 progress=False, init_from=trained["assets"] / "realtime_test.pth")
 
 
+def test_weight_average_is_the_mean_of_the_snapshots(trained, tmp_path):
+    first = realtime.load_style_model(trained["assets"] / "realtime_test.pth")
+    second = realtime.load_style_model(trained["assets"] / "realtime_test.pth")
+    with torch.no_grad():
+        for parameter in second.parameters():
+            parameter.add_(0.5)
+    average = realtime.average_models([first, second])
+    for key, value in first.state_dict().items():
+        torch.testing.assert_close(average.state_dict()[key], value + 0.25)
+    assert average.recipe["weight_average"]["snapshot_iterations"] == [24, 24]
+    # one snapshot: the same function; the command line exports it with its recipe and style images
+    realtime.main(["average", str(trained["assets"] / "realtime_test.pth"), "--export", "realtime_avg",
+                   "--assets-dir", str(tmp_path), "--style-images-dir", str(trained["assets"])])
+    exported = realtime.load_style_model(tmp_path / "realtime_avg.pth")
+    image = torch.rand(1, 3, 20, 28)
+    torch.testing.assert_close(realtime.stylize(image, exported, "blobs"), realtime.stylize(image, first, "blobs"))
+    recipe = json.loads((tmp_path / "MANIFEST.json").read_text())["realtime_avg.pth"]["recipe"]
+    assert recipe["iterations"] == 24 and recipe["weight_average"]["snapshot_iterations"] == [24]
+    assert (tmp_path / "stripes.png").exists()
+    with pytest.raises(ValueError, match="must share"):
+        realtime.average_models([first, TransformerNet(n_styles=2, width=0.5, style_names=["stripes", "blobs"])])
+
+
 def test_unknown_style_name_in_assets_lists_available_styles(trained):
     with pytest.raises(KeyError, match="Available styles: blobs, stripes"):
         realtime.load_style_model("mona_lisa", assets_dir=trained["assets"])
