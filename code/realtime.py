@@ -322,7 +322,8 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
     if trained.style_names != model.style_names:
         raise ValueError(f"init_from {init_from!r} has styles {trained.style_names}, this run trains {model.style_names}")
     recipe, trained_width = trained.recipe, trained.width
-    if trained_width != model.transformer.width:  # grow it: same function, more channels (Net2WiderNet)
+    widened = trained_width != model.transformer.width
+    if widened:  # grow it: same function, more channels (Net2WiderNet)
         factor = model.transformer.width / trained_width
         if factor != round(factor) or factor < 1:
             raise ValueError(f"init_from {init_from!r} has width {trained_width}; a run of width {model.transformer.width} "
@@ -333,7 +334,7 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
     record = {"from": str(init_from), "iterations": int(recipe.get("iterations", 0)),
               "wall_seconds": float(recipe.get("wall_seconds", 0.0)), "device": recipe.get("device"),
               "image_size": recipe.get("options", {}).get("image_size")}
-    if trained_width != model.transformer.width:
+    if widened:
         record["widened_from_width"] = trained_width
     for key in ("warm_start", "schedule"):  # keep the chain of earlier warm starts in the recipe
         if key in recipe:

@@ -191,21 +191,18 @@ def widen(net: TransformerNet, factor: int = 2, asymmetry: float = 0.1, generato
     reference = next(net.parameters())
     wide = TransformerNet(net.n_styles, net.width * factor, net.n_residual, net.style_names).to(reference.device, reference.dtype)
     wide.default_style = net.default_style
-    expected = [c * factor for c in (net.down[0].conv.conv.out_channels, net.down[1].conv.conv.out_channels,
-                                      net.down[2].conv.conv.out_channels)]
+    expected = [layer.conv.conv.out_channels * factor for layer in net.down]
     actual = [layer.conv.conv.out_channels for layer in wide.down]
     if actual != expected:
         raise ValueError(f"width {net.width} x {factor} does not give exactly {factor}x the channels ({actual} vs {expected})")
 
-    def shares(out_channels: int, in_channels: int) -> torch.Tensor:
-        """(out, factor, in) shares of each original input channel among its copies, summing to 1 over copies."""
-        noise = (torch.rand(out_channels, factor, in_channels, generator=generator, dtype=torch.float64) * 2 - 1) * asymmetry
-        noise -= noise.mean(1, keepdim=True)
-        return ((1 + noise) / factor).to(reference.device, reference.dtype)
-
     def conv(old: nn.Conv2d, factor_in: int, factor_out: int) -> nn.Conv2d:
-        split = shares(old.out_channels * factor_out, old.in_channels) if factor_in > 1 else torch.ones(old.out_channels * factor_out, 1, old.in_channels, dtype=reference.dtype, device=reference.device)
-        return _widened_conv(old, factor_out, split)
+        """``old`` widened; each input channel's weight is split among its ``factor_in`` copies in shares summing to 1."""
+        shape = (old.out_channels * factor_out, factor_in, old.in_channels)
+        noise = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * asymmetry
+        noise -= noise.mean(1, keepdim=True)  # exactly zero when factor_in == 1: no split, weights copied as they are
+        shares = (1 + noise) / factor_in
+        return _widened_conv(old, factor_out, shares.to(reference.device, reference.dtype))
 
     def norm(old: ConditionalInstanceNorm2d, new: ConditionalInstanceNorm2d) -> None:
         new.gamma.data.copy_(old.gamma.detach().repeat(1, factor))
