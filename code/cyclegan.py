@@ -68,6 +68,9 @@ class CycleGANOptions:
     n_epochs_decay: int = 100   # epochs of linear decay to zero (sec. 4: "linearly decay ... over the next 100")
     batch_size: int = 1         # appendix 7.1: batch size 1
     flip: bool = True           # random horizontal flips (reference default)
+    crop_scale: tuple[float, float] | None = None  # *ours*: random crop side as a fraction (low, high) of the loaded
+                                # shorter side, resized to ``size`` (multi-scale crops from few large paintings);
+                                # None = the reference's fixed ``size`` crop of the ``load_size`` image
 
     def __post_init__(self) -> None:
         if self.load_size is None:
@@ -78,6 +81,15 @@ class CycleGANOptions:
             raise ValueError(f"load_size ({self.load_size}) must be at least size ({self.size})")
         if self.n_epochs < 0 or self.n_epochs_decay < 0 or self.n_epochs + self.n_epochs_decay == 0:
             raise ValueError("n_epochs and n_epochs_decay must be >= 0 and not both 0")
+        if self.crop_scale is not None:
+            self.crop_scale = (float(self.crop_scale[0]), float(self.crop_scale[1]))
+            if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+                raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+
+    def train_crop_scale(self) -> tuple[float, float]:
+        """The crop fraction of the loaded shorter side used for training crops."""
+        fixed = self.size / self.load_size
+        return self.crop_scale if self.crop_scale is not None else (fixed, fixed)
 
     @property
     def total_epochs(self) -> int:
@@ -266,7 +278,10 @@ class CycleGANModel(nntools.TrainingModel):
             self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)
 
     def describe(self) -> dict[str, Any]:
-        return {"cyclegan": self.options.as_dict()}
+        options = self.options.as_dict()
+        if options["crop_scale"] is None:  # runs from before the option existed resume unchanged
+            del options["crop_scale"]
+        return {"cyclegan": options}
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -274,8 +289,9 @@ class UnpairedFileDataset(UnpairedDataset):
     """:class:`datasets.UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
 
     def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], size: int, load_size: int,
-                 flip: bool = True, train: bool = True) -> None:  # noqa: D107 - deliberately not calling super
-        crop_scale = (size / load_size, size / load_size)
+                 flip: bool = True, train: bool = True, crop_scale: tuple[float, float] | None = None
+                 ) -> None:  # noqa: D107 - deliberately not calling super
+        crop_scale = crop_scale or (size / load_size, size / load_size)
         root_a = Path(files_a[0]).parent if files_a else Path("A")
         root_b = Path(files_b[0]).parent if files_b else Path("B")
         self.domain_a = ImageFolderDataset(root_a, size, load_size, crop_scale, flip, train, files=list(files_a))
@@ -350,7 +366,8 @@ def train_cyclegan(
     train_paintings, held_paintings = split_held_out(paintings, hold_out_paintings, seed)
     if limit_images is not None:
         train_photos, train_paintings = train_photos[:limit_images], train_paintings[:limit_images]
-    train_set = UnpairedFileDataset(train_photos, train_paintings, options.size, options.load_size, options.flip)
+    train_set = UnpairedFileDataset(train_photos, train_paintings, options.size, options.load_size, options.flip,
+                                    crop_scale=options.train_crop_scale())
     val_set = UnpairedFileDataset(held_photos, held_paintings, options.size, options.load_size, train=False)
     model = CycleGANModel(options, seed=seed)
     config = {"data": {"photos_dir": str(Path(photos_dir).resolve()), "paintings_dir": str(Path(paintings_dir).resolve()),
@@ -433,7 +450,7 @@ def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
         "n_epochs": o.n_epochs, "n_epochs_decay": o.n_epochs_decay, "batch_size": o.batch_size,
         "size": o.size, "load_size": o.load_size, "ngf": o.ngf, "ndf": o.ndf, "n_blocks": o.n_blocks,
         "n_layers_d": o.n_layers_d,
-        "upsampling": o.upsampling, "norm": o.norm,
+        "upsampling": o.upsampling, "norm": o.norm, "crop_scale": list(o.train_crop_scale()),
         "lambda_cycle": o.lambda_cycle, "lambda_identity": o.lambda_identity, "pool_size": o.pool_size,
         "lr": o.lr, "beta1": o.beta1, "seed": exp.seed,
         "wall_time_s": round(WallClock(exp.output_dir / "wall_time.json").total(), 1),
@@ -626,6 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--ndf", type=int, default=64)
     parser.add_argument("--upsampling", choices=("transpose", "resize"), default="transpose")
+    parser.add_argument("--crop-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="random crop side as a fraction of the loaded shorter side (multi-scale crops)")
     parser.add_argument("--epochs", type=int, default=100, help="epochs at constant learning rate")
     parser.add_argument("--epochs-decay", type=int, default=100, help="epochs of linear decay to zero")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop this session after M minutes")
@@ -650,7 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     options = CycleGANOptions(size=args.size, load_size=args.load_size, ngf=args.ngf, ndf=args.ndf,
                               n_blocks=args.n_blocks, upsampling=args.upsampling, n_epochs=args.epochs,
-                              n_epochs_decay=args.epochs_decay)
+                              n_epochs_decay=args.epochs_decay,
+                              crop_scale=tuple(args.crop_scale) if args.crop_scale else None)
     exp = train_cyclegan(args.photos, args.paintings, args.out, options, args.max_minutes, args.max_iterations,
                          hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings,
                          seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp or False,
