@@ -1,0 +1,114 @@
+"""Held-out metrics of evaluation.py: the checkerboard index on images whose spectrum is known by hand, the painting
+probe on separable features, and the CycleGAN report on generators whose outputs are known."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import evaluation
+
+
+def grey_image(luminance: torch.Tensor) -> torch.Tensor:
+    """RGB image with equal channels, so the Rec. 601 luminance is the value itself."""
+    return luminance.expand(3, *luminance.shape).clone()
+
+
+def nyquist_plus_inner_cosine(a: float, b: float, height: int = 32, width: int = 48) -> torch.Tensor:
+    """0.5 + a (-1)^x + b cos(2 pi (W/2 - 3) x / W), constant along y."""
+    x = torch.arange(width, dtype=torch.float64)
+    row = 0.5 + a * torch.cos(math.pi * x) + b * torch.cos(2 * math.pi * (width // 2 - 3) * x / width)
+    return grey_image(row.expand(height, width))
+
+
+@pytest.mark.parametrize("a, b, expected", [(0.1, 0.2, 1.0), (0.2, 0.1, 4.0), (0.05, 0.2, 0.5)])
+def test_checkerboard_index_by_hand(a: float, b: float, expected: float) -> None:
+    # Only row 0 of the spectrum is non-zero: |F| = a H W at column W/2 and b H W / 2 at columns W/2 +- 3. The Nyquist
+    # row and column hold H + W entries summing to a H W; the four inner lines hold 2H + 2W entries summing to b H W.
+    # So the index is (a H W / (H + W)) / (b H W / (2 (H + W))) = 2a / b.
+    assert evaluation.checkerboard_index(nyquist_plus_inner_cosine(a, b)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_checkerboard_index_sees_a_period_two_pattern() -> None:
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 68, 68), 5, 1).squeeze(0)  # 64x64, low-pass
+    y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = 0.05 * ((-1.0) ** (x + y)).float()  # a pure Nyquist-Nyquist checkerboard
+    checker_rows = 0.05 * ((-1.0) ** x).float()   # period 2 along x, like one transposed conv's pattern
+    base = evaluation.checkerboard_index(smooth)
+    assert evaluation.checkerboard_index(smooth + checker_rows) > 3 * base
+    assert evaluation.checkerboard_index(smooth + checker) > 3 * base  # its one bin lies on both Nyquist lines
+
+
+def test_checkerboard_index_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="RGB"):
+        evaluation.checkerboard_index(torch.rand(1, 32, 32))
+    with pytest.raises(ValueError, match="too small"):
+        evaluation.checkerboard_index(torch.rand(3, 8, 8))
+
+
+def test_probe_separates_and_ignores_feature_offsets() -> None:
+    generator = torch.Generator().manual_seed(0)
+    photos = torch.randn(40, 6, generator=generator, dtype=torch.float64)
+    paintings = torch.randn(10, 6, generator=generator, dtype=torch.float64)
+    paintings[:, 2] += 4.0  # the classes differ in one feature only
+    probe = evaluation.PaintingProbe.fit(photos, paintings)
+    assert probe.fraction_paintings(paintings) == 1.0
+    assert probe.fraction_paintings(photos) == 0.0
+    shifted = evaluation.PaintingProbe.fit(photos + 100.0, paintings + 100.0)  # standardisation removes the offset
+    test = torch.randn(20, 6, generator=generator, dtype=torch.float64) + torch.tensor([0, 0, 2.0, 0, 0, 0])
+    assert torch.allclose(probe.painting_probability(test), shifted.painting_probability(test + 100.0), atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        evaluation.PaintingProbe.fit(photos[:0], paintings)
+
+
+class TinyVGG(nn.Module):
+    """Stands in for VGGFeatures: 'relu1_1' is the image itself, so channel statistics are per-colour mean/std."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("anchor", torch.zeros(1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"relu1_1": image}
+
+
+def one_by_one(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
+    conv = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(weight.view(3, 3, 1, 1))
+        conv.bias.copy_(bias)
+    return conv
+
+
+def test_channel_statistics_are_mean_and_std() -> None:
+    image = torch.rand(3, 8, 8)
+    features = evaluation.channel_statistics(TinyVGG(), [image], layers=("relu1_1",))
+    expected = torch.cat([image.flatten(1).mean(1), image.flatten(1).std(1)]).double()
+    assert torch.allclose(features[0], expected, atol=1e-6)
+
+
+def test_evaluate_cyclegan_identity_and_darkening_generators() -> None:
+    torch.manual_seed(0)
+    photos = [0.6 + 0.3 * torch.rand(3, 16, 20) for _ in range(3)]    # bright
+    paintings = [0.1 + 0.3 * torch.rand(3, 16, 20) for _ in range(3)]  # dark
+    vgg = TinyVGG()
+    probe = evaluation.PaintingProbe.fit(evaluation.channel_statistics(vgg, photos, ("relu1_1",)),
+                                         evaluation.channel_statistics(vgg, paintings, ("relu1_1",)),
+                                         layers=("relu1_1",))
+    identity = one_by_one(torch.eye(3), torch.zeros(3))
+    result = evaluation.evaluate_cyclegan(identity, identity, photos, paintings, probe, vgg)
+    assert result["cycle_l1_photo"] == pytest.approx(0.0, abs=1e-6)
+    assert result["cycle_l1_painting"] == pytest.approx(0.0, abs=1e-6)
+    assert result["generated_paintings_called_paintings"] == 0.0  # unchanged photos still look like photos
+    assert result["generated_photos_called_photos"] == 0.0
+    assert result["real_paintings_called_paintings"] == 1.0 and result["real_photos_called_photos"] == 1.0
+    assert result["checkerboard_generated_paintings"] == pytest.approx(result["checkerboard_real_photos"], rel=1e-5)
+    # G_A maps [-1, 1] x to x - 1 (clamped): photos in 0.6..0.9 become 0.1..0.4, painting-dark; G_B is the inverse.
+    darken, brighten = one_by_one(torch.eye(3), -torch.ones(3)), one_by_one(torch.eye(3), torch.ones(3))
+    result = evaluation.evaluate_cyclegan(darken, brighten, photos, paintings, probe, vgg)
+    assert result["generated_paintings_called_paintings"] == 1.0
+    assert result["generated_photos_called_photos"] == 1.0
+    assert result["cycle_l1_photo"] == pytest.approx(0.0, abs=1e-6)  # no clamping happened on the way
