@@ -136,7 +136,6 @@ def test_demo_on_the_graders_path(clone, tmp_path):
         assert f"[setup] installed {package} {version}" in text
     assert {"gatys.png", "realtime.png", "cyclegan.png"} <= {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert "device cpu" in text and "whole demo" in text
-    assert any((tmp_path / "empty-cache").iterdir())  # the VGG weights were converted from the fresh packages
     print(f"demo on the grader's path: {time.perf_counter() - started:.0f} s in all, "
           f"first cell (install) {cell_seconds(executed):.0f} s")
 
