@@ -91,7 +91,8 @@ def kernel_environment(tmp_path: Path, python: Path, **extra: str) -> dict[str, 
 
 
 def execute(notebook: Path, executed: Path, environment: dict[str, str], cwd: Path,
-            python: Path | str = sys.executable, timeout: int = 1200) -> subprocess.CompletedProcess:
+            python: Path | str = sys.executable, timeout: int = 2400) -> subprocess.CompletedProcess:
+    """Run ``.ci/run_notebook.py``; the generous timeout is for a shared CPU (the demo alone took 11 min at load 10)."""
     return subprocess.run([str(python), str(ROOT / ".ci" / "run_notebook.py"), str(notebook), str(executed)],
                           env=environment, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
