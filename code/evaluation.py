@@ -188,3 +188,89 @@ def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos
         probe = fit_probe(vgg, [load_image(f, size) for f in train_photos], [load_image(f, size) for f in train_paintings])
     return evaluate_cyclegan(photo2painting, painting2photo, [load_image(f, size) for f in held_photos],
                              [load_image(f, size) for f in held_paintings], probe, vgg)
+
+
+@torch.no_grad()
+def realtime_loss_by_size(model: nn.Module, photos: Sequence[str | os.PathLike], sizes: Sequence[int],
+                          style_images: dict[str, torch.Tensor], options: object) -> list[dict[str, float]]:
+    """The transform network's perceptual loss (Johnson eqs. 2-3, style targets at ``options.style_size``) when it
+    runs on photos resized to each of ``sizes`` (longest side), per style: at which size its strokes match the style.
+
+    Gram matrices are normalised by C H W, so the style term compares texture statistics across sizes; it is lowest
+    where the network's strokes have the scale of the style image's as VGG sees them.
+    """
+    from imaging import load_image
+    from realtime import PerceptualLoss, stylize
+
+    loss = PerceptualLoss(options, list(style_images.values()))
+    rows = []
+    for size in sizes:
+        for index, name in enumerate(style_images):
+            weights = F.one_hot(torch.tensor([index]), len(style_images)).float()
+            terms = []
+            for photo in photos:
+                content = load_image(photo, size)
+                terms.append(loss(stylize(content, model, name), content, weights))
+            rows.append({"size": size, "style": name,
+                         "style_loss": sum(float(t["style"]) for t in terms) / len(terms),
+                         "content_loss": sum(float(t["content"]) for t in terms) / len(terms)})
+    return rows
+
+
+def generators_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, nn.Module, dict]:
+    """(G_A, G_B, info) from a CycleGAN training checkpoint (``nntools`` format, ``weights_only=True``).
+
+    The architecture comes from the run's ``config.json`` beside the checkpoint; ``info`` holds epoch and iteration.
+    """
+    import json
+
+    import cyclegan
+
+    path = Path(path)
+    config_path = path.parent / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found: a CycleGAN checkpoint needs its run's config.json beside it")
+    config = json.loads(config_path.read_text())
+    fields = cyclegan.CycleGANOptions.__dataclass_fields__
+    values = {key.split(".", 1)[1]: value for key, value in config.items()
+              if key.startswith("cyclegan.") and key.split(".", 1)[1] in fields}
+    options = cyclegan.CycleGANOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    generators = []
+    for name in ("G_A", "G_B"):
+        generator = cyclegan.build_generator(options)
+        generator.load_state_dict(state["networks"][name])
+        generators.append(generator.eval())
+    return generators[0], generators[1], {"epoch": int(state["epoch"]), "iteration": int(state["iteration"])}
+
+
+def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike,
+                     size: int = 256, vgg: nn.Module | None = None) -> list[dict[str, float]]:
+    """:func:`evaluate_cyclegan` for every epoch copy of a run (and its last checkpoint), on the run's held-out split
+    (``split.json``): the held-out numbers over training. One probe, fit once on the training images."""
+    import json
+
+    from imaging import load_image
+    from vgg import VGGFeatures
+
+    run_dir = Path(run_dir)
+    split = json.loads((run_dir / "split.json").read_text())
+    held_photo_names = [Path(p).name for p in split["held_out_photos"]]
+    held_painting_names = [Path(p).name for p in split["held_out_paintings"]]
+    vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
+    train_photos, held_photos = split_files(photos_dir, held_photo_names)
+    train_paintings, held_paintings = split_files(paintings_dir, held_painting_names)
+    probe = fit_probe(vgg, [load_image(f, size) for f in train_photos], [load_image(f, size) for f in train_paintings])
+    photos = [load_image(f, size) for f in held_photos]
+    paintings = [load_image(f, size) for f in held_paintings]
+    checkpoints = sorted(run_dir.glob("checkpoint_epoch*.pth.tar")) + [run_dir / "checkpoint.pth.tar"]
+    rows, seen = [], set()
+    for checkpoint in checkpoints:
+        if not checkpoint.exists():
+            continue
+        photo2painting, painting2photo, info = generators_from_checkpoint(checkpoint)
+        if info["iteration"] in seen:
+            continue
+        seen.add(info["iteration"])
+        rows.append({**info, **evaluate_cyclegan(photo2painting, painting2photo, photos, paintings, probe, vgg)})
+    return rows
