@@ -110,12 +110,13 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
 
 
-def load_image(path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
-    """Load an image file as a (1, 3, H, W) RGB tensor in [0, 1], resized so its longest side is ``size``."""
+def load_image(path: str | os.PathLike, size: int | None = None, min_side: int = 1) -> torch.Tensor:
+    """Load an image file as a (1, 3, H, W) RGB tensor in [0, 1], resized so its longest side is ``size``;
+    an image whose shorter side then falls below ``min_side`` (e.g. :data:`MIN_SIDE` for the networks) is refused."""
     image = resize_longest(open_rgb(path), size)
-    if min(image.size) < MIN_SIDE:
+    if min(image.size) < min_side:
         raise ImageLoadError(f"Image file {path} gives {image.width}x{image.height} px"
-                             f"{f' at longest side {size}' if size else ''}; both sides must be >= {MIN_SIDE} px "
+                             f"{f' at longest side {size}' if size else ''}; both sides must be >= {min_side} px "
                              "(crop very elongated images, or use a larger size)")
     return pil_to_tensor(image)
 

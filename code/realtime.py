@@ -35,7 +35,7 @@ import assets
 import checks
 import nntools
 from datasets import ImageFolderDataset, list_images
-from imaging import check_output_dir, check_output_file, load_image, resize_tensor, save_image
+from imaging import MIN_SIDE, check_output_dir, check_output_file, load_image, resize_tensor, save_image
 from losses import feature_reconstruction_loss, gram_matrix, style_reconstruction_loss, total_variation_loss
 from models import VGGFeatures
 from transformer_net import TransformerNet, widen
@@ -246,7 +246,7 @@ def load_style_images(style_images: Mapping[str, str | Path], style_size: int | 
     """{name: (1, 3, H, W)} style images, longest side ``style_size``."""
     if not style_images:
         raise ValueError("give at least one style image, e.g. {'starry_night': 'styles/starry_night.jpg'}")
-    return {name: load_image(path, style_size) for name, path in style_images.items()}
+    return {name: load_image(path, style_size, MIN_SIDE) for name, path in style_images.items()}
 
 
 def sample_grid(model: TransformerNet, photos: torch.Tensor) -> torch.Tensor:
@@ -578,7 +578,7 @@ def resolve_style(model: TransformerNet, style: StyleChoice) -> torch.Tensor:
 
 def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = None) -> torch.Tensor:
     """Stylise an RGB [0, 1] image (1, 3, H, W) or (3, H, W) of any size (reflection-padded to multiples of 4)."""
-    checks.image_tensor("image", image, min_side=4)
+    checks.image_tensor("image", image, min_side=8)
     squeeze = image.dim() == 3
     if squeeze:
         image = image.unsqueeze(0)
@@ -605,7 +605,7 @@ def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNe
         model = load_style_model(model)
     written = []
     for path in tqdm(list_images(in_dir), desc="stylize", disable=not progress):
-        output = stylize(load_image(path, size), model, style)
+        output = stylize(load_image(path, size, MIN_SIDE), model, style)
         written.append(save_image(output, Path(out_dir) / f"{path.stem}.png"))
     return written
 
@@ -845,7 +845,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             written = stylize_folder(args.input, args.output, model, style, args.size)
             print(f"wrote {len(written)} images to {args.output}")
         else:
-            print(save_image(stylize(load_image(args.input, args.size), model, style), args.output))
+            print(save_image(stylize(load_image(args.input, args.size, MIN_SIDE), model, style), args.output))
 
 
 if __name__ == "__main__":
