@@ -76,7 +76,7 @@ class RealtimeOptions:
 
         checks.integer("image_size", self.image_size, 16)
         checks.integer("batch_size", self.batch_size, 1)
-        checks.integer("iterations", self.iterations, 1)
+        checks.integer("iterations", self.iterations, 0)  # 0: measure the untrained network (never exported)
         checks.number("learning_rate", self.learning_rate, positive=True)
         for name in ("content_weight", "style_weight", "tv_weight", "style_lr_scale"):
             checks.number(name, getattr(self, name), minimum=0)
@@ -283,6 +283,9 @@ def train_realtime(
     ``assets_dir`` every ``options.export_every`` iterations and at the end.
     """
     options = options or RealtimeOptions()
+    if export_name and options.iterations < 1:
+        raise ValueError(f"iterations={options.iterations} with export_name={export_name!r} would export an untrained "
+                         "network as final; give iterations >= 1")
     started = time.time()
     train_files, held_out = split_holdout(photos_dir, options.holdout, options.seed)
     load_size = options.load_size or round(options.image_size * 1.5)

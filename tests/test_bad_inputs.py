@@ -91,7 +91,9 @@ def foreign_lock(out: Path, host: str = "elsewhere") -> None:
 # (id, callable taking tmp_path, expected error type, substrings the message must contain)
 CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], tuple[str, ...]]] = [
     # --- real-time options
-    ("rt_iterations_zero", lambda t: tiny_realtime(iterations=0), ValueError, ("iterations", ">= 1")),
+    ("rt_iterations_negative", lambda t: tiny_realtime(iterations=-1), ValueError, ("iterations", ">= 0")),
+    ("rt_export_untrained", lambda t: realtime.train_realtime(t, {}, t / "run", tiny_realtime(iterations=0),
+                                                              export_name="x"), ValueError, ("iterations=0", "untrained")),
     ("rt_iterations_float", lambda t: tiny_realtime(iterations=2.5), TypeError, ("iterations", "integer")),
     ("rt_batch_size_zero", lambda t: tiny_realtime(batch_size=0), ValueError, ("batch_size", ">= 1")),
     ("rt_style_weight_negative", lambda t: tiny_realtime(style_weight=-1.0), ValueError, ("style_weight", ">= 0")),
