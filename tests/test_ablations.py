@@ -69,5 +69,15 @@ def test_figures(images, tmp_path):
     rows = ablations.sweep(content, style, tiny(iterations=3), [{"optimizer": "lbfgs"}, {"optimizer": "adam"}], record_time=True)
     figure = ablations.curves_figure(rows, ["lbfgs", "adam"], "seconds", "t", tmp_path / "c.png")
     assert [line.get_label() for line in figure.axes[0].lines] == ["lbfgs", "adam"]
+    for line, row in zip(figure.axes[0].lines, rows):  # each curve is that run's total loss against its wall time
+        assert list(line.get_xdata()) == row["iteration_seconds"]
+        assert list(line.get_ydata()) == [h["total"] for h in row["history"]]
+    assert figure.axes[0].get_yscale() == "log" and figure.axes[0].get_xlabel() == "wall time (s)"
+    assert figure.axes[0].get_title() == "t"
     figure = ablations.grid_figure([[r["image"] for r in rows]], ["row"], ["a", "b"], "title", "caption", tmp_path / "g.png")
-    assert (tmp_path / "g.png").exists() and (tmp_path / "c.png").exists()
+    for axis, row in zip(figure.axes, rows):  # each panel shows its own image, in order
+        shown = torch.as_tensor(axis.get_images()[0].get_array()).permute(2, 0, 1)
+        torch.testing.assert_close(shown, row["image"][0].clamp(0, 1))
+    assert [a.get_title() for a in figure.axes] == ["a", "b"] and figure.axes[0].get_ylabel() == "row"
+    assert figure._suptitle.get_text() == "title" and any(t.get_text() == "caption" for t in figure.texts)
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -19,10 +19,24 @@ def tiny(**overrides) -> GatysOptions:
     return GatysOptions(**values)
 
 
-def test_style_weight_scales_with_pixel_count():
-    assert style_weight_for_size(512) == 1e7
-    assert style_weight_for_size(256) == pytest.approx(2.5e6)
-    assert style_weight_for_size(1024, 2.0) == pytest.approx(8.0)
+def test_style_weight_keeps_the_balance_of_the_losses_across_sizes():
+    """What beta(size) is for: beta * E_l / L_content stays the same when the image has 4x the pixels (here the
+    same features at twice the resolution: L_content (eq. 1) quadruples, E_l (eq. 4) does not change)."""
+    from losses import content_loss, gram_matrix, style_layer_loss
+
+    generator = torch.Generator().manual_seed(0)
+    features, target = torch.rand(1, 3, 4, 4, generator=generator), torch.rand(1, 3, 4, 4, generator=generator)
+    style = torch.rand(1, 3, 4, 4, generator=generator)
+
+    def balance(size: int, scale: int) -> float:
+        up = lambda x: torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest")
+        style_gram = gram_matrix(up(style)) / scale**2  # same style statistics per position
+        e_l = style_layer_loss(up(features), style_gram * scale**2)
+        return style_weight_for_size(size) * e_l.item() / content_loss(up(features), up(target)).item()
+
+    assert style_weight_for_size(512) == 1e7  # the calibrated value is returned unchanged at 512 px
+    assert balance(512, 2) == pytest.approx(balance(256, 1), rel=1e-5)
+    assert balance(1024, 4) == pytest.approx(balance(256, 1), rel=1e-5)
 
 
 def test_one_photo_many_styles_runs_each_style(tmp_path):

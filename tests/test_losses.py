@@ -41,11 +41,12 @@ def test_style_layer_loss_normalisation():
 
 
 def test_style_loss_weights_layers():
-    a, b = torch.rand(1, 3, 4, 4), torch.rand(1, 4, 2, 2)
-    targets = {"a": torch.zeros(1, 3, 3), "b": torch.zeros(1, 4, 4)}
-    total = style_loss({"a": a, "b": b}, targets, {"a": 0.25, "b": 2.0})
-    expected = 0.25 * style_layer_loss(a, targets["a"]) + 2.0 * style_layer_loss(b, targets["b"])
-    torch.testing.assert_close(total, expected)
+    # layer "a": the hand features, E = 976 / 256 (above); layer "b": one filter, four positions F = (1, 1, 1, 1),
+    # G = 4, target 2: E = (4 - 2)^2 / (4 * 1 * 16) = 1/16. Layer "c" has no weight and must not count.
+    features = {"a": hand_features(), "b": torch.ones(1, 1, 2, 2), "c": torch.ones(1, 1, 2, 2)}
+    targets = {"a": torch.zeros(1, 2, 2), "b": torch.full((1, 1, 1), 2.0), "c": torch.zeros(1, 1, 1)}
+    total = style_loss(features, targets, {"a": 0.25, "b": 2.0})
+    assert total.item() == pytest.approx(0.25 * 976 / 256 + 2.0 / 16)
 
 
 def test_losses_zero_for_identical_inputs_positive_otherwise():

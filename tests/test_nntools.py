@@ -105,6 +105,13 @@ if os.environ.get("KILL_AT_ROTATION"):  # die between "latest -> prev" and "tmp 
         real_replace(src, dst)
     os.replace = replace
 
+if os.environ.get("SLOW_FSYNC"):  # widen every write, so that a kill from outside lands inside one
+    real_fsync = os.fsync
+    def fsync(fd):
+        time.sleep(float(os.environ["SLOW_FSYNC"]))
+        real_fsync(fd)
+    os.fsync = fsync
+
 torch.manual_seed(0)
 model = TwoNetModel()
 step = model.optimize_parameters
@@ -191,40 +198,66 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ----------------------------------------------------------------------------- exact resume after SIGKILL
-def kill_from_outside_once_checkpointed(tmp_path: Path, out: Path) -> None:
-    """Start the script and SIGKILL it at an arbitrary moment after its first checkpoint."""
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def kill_from_outside(tmp_path: Path, out: Path, *, during_write_of: str | None = None,
+                      random_delay: float = 0.0, seed: int = 0) -> str:
+    """Start the script and SIGKILL it from this process (checkpoint after every iteration).
+
+    Without ``during_write_of``: at a random moment (up to ``random_delay`` s) after the next checkpoint appears.
+    With it: while a temporary file whose name starts with it exists, i.e. really inside that write (fsync is slowed
+    to 0.4 s in the script so that the write lasts long enough to be seen). Returns what was seen when killed.
+    """
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT.format(code_dir=str(CODE_DIR), model_source=MODEL_SOURCE))
-    env = {**os.environ, "OUT_DIR": str(out), "OMP_NUM_THREADS": "1", "CKPT_EVERY": "1", "SLEEP": "0.3"}
+    env = {**os.environ, "OUT_DIR": str(out), "OMP_NUM_THREADS": "1", "CKPT_EVERY": "1", "SLEEP": "0.2",
+           **({"SLOW_FSYNC": "0.4"} if during_write_of else {})}
+    before = load(out / "checkpoint.pth.tar")["iteration"] if (out / "checkpoint.pth.tar").exists() else -1
+    launched = time.time() - 0.01  # an orphan .tmp of an earlier kill is older: it does not count
     process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    seen, deadline = "", time.time() + 120
     try:
         while time.time() < deadline and process.poll() is None:
-            try:
-                if load(out / "checkpoint.pth.tar")["iteration"] >= 1:
+            if during_write_of:
+                tmps = [p.name for p in out.glob(during_write_of + "*.tmp") if _mtime(p) >= launched]
+                if tmps:
+                    seen = tmps[0]
                     break
-            except Exception:  # not written yet, or being replaced right now
-                pass
-            time.sleep(0.02)
+            else:
+                try:
+                    if load(out / "checkpoint.pth.tar")["iteration"] > before:
+                        time.sleep(random.Random(seed).uniform(0, random_delay))
+                        seen = "random moment"
+                        break
+                except Exception:  # not written yet, or being replaced right now
+                    pass
+            time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    assert process.returncode == -signal.SIGKILL and seen, f"the script ended before the kill ({seen!r})"
+    return seen
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path: Path, reference_run: Path) -> None:
-    """One output_dir, killed three times in different ways, then completed by a fourth process.
+    """One output_dir, killed six times in different ways (two of them from outside in the middle of a real
+    write: a checkpoint and an epoch copy), then completed by a seventh process.
 
-    20 samples, batch 4: 5 iterations per epoch, 15 in all. After every kill the checkpoint
-    that is left must be the expected one, and the final state must equal the reference run's
-    bit for bit (weights, optimisers, scheduler, history, extra state, RNG states).
+    20 samples, batch 4: 5 iterations per epoch, 15 in all. After every kill the checkpoint that is left must be
+    the expected one, and the final state must equal the reference run's bit for bit (weights, optimisers,
+    scheduler, history, extra state, RNG states), epoch copy included; no temporary file may be left behind.
     """
     out = tmp_path / "out"
     latest, prev = out / "checkpoint.pth.tar", out / "checkpoint.prev.pth.tar"
 
-    # 1. SIGKILL from outside at an arbitrary moment (checkpoint after every iteration).
-    kill_from_outside_once_checkpointed(tmp_path, out)
+    # 1. SIGKILL from outside at a random moment after the first checkpoint.
+    kill_from_outside(tmp_path, out, random_delay=0.4, seed=1)
     assert 1 <= load(latest)["iteration"] < 5
 
     # 2. Dies in iteration 7 with end-of-epoch checkpoints only: left at the epoch boundary.
@@ -243,15 +276,27 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path: Path, reference_run: Pa
     state = load(prev)
     assert (state["epoch"], state["iteration"], state["position"]) == (1, 6, 4)
 
-    # 4. Runs to completion, resuming mid-epoch from checkpoint.prev.pth.tar.
+    # 4. Killed from outside while the checkpoint of iteration 7 is being written (its .tmp exists).
+    assert kill_from_outside(tmp_path, out, during_write_of="checkpoint.pth.tar") == "checkpoint.pth.tar.tmp"
+    assert not latest.exists() and load(prev)["iteration"] == 6
+
+    # 5. Killed from outside while the epoch-2 copy is being written: the end-of-epoch checkpoint is saved,
+    #    the copy is only a .tmp.
+    assert kill_from_outside(tmp_path, out, during_write_of="checkpoint_epoch") == "checkpoint_epoch0002.pth.tar.tmp"
+    assert load(latest)["iteration"] == 10 and not (out / "checkpoint_epoch0002.pth.tar").exists()
+
+    # 6. Runs to completion: removes the orphan .tmp, recreates the lost epoch copy, and ends as the reference.
     resumed = run_script(tmp_path, out)
     assert resumed.returncode == 0, resumed.stderr
-    assert "Resuming from" in resumed.stderr and "checkpoint.prev.pth.tar" in resumed.stderr
+    assert "Removed" in resumed.stderr and "checkpoint_epoch0002.pth.tar.tmp" in resumed.stderr
+    assert "Recreated" in resumed.stderr
     assert "DONE 3 15" in resumed.stdout
     assert_same_training_state(load(latest), load(reference_run / "checkpoint.pth.tar"))
+    assert_same_training_state(load(out / "checkpoint_epoch0002.pth.tar"),
+                               load(reference_run / "checkpoint_epoch0002.pth.tar"))
     for path in out.glob("*.pth.tar"):  # everything written loads with weights_only=True
         load(path)
-    assert (out / "checkpoint_epoch0002.pth.tar").exists()
+    assert not list(out.glob("*.tmp")) and not (out / "LOCK").exists()
 
 
 def test_every_checkpoint_loads_weights_only(reference_run: Path) -> None:

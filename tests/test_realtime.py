@@ -1,6 +1,7 @@
 """Real-time style transfer: architecture facts, conditional instance norm, training, export/load, inference."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 
@@ -210,12 +211,25 @@ def test_training_lowers_the_loss_and_skips_unreadable_photos(trained):
     assert [p.name for p in samples] == ["iter_000012.png", "iter_000024.png"]
 
 
-def test_training_resumes_from_its_checkpoint(trained):
-    options = tiny_options(iterations=28)
+def test_training_resumes_from_its_checkpoint(trained, monkeypatch):
+    """Extending the run to 28 iterations trains exactly 4 more steps, starting from the saved weights."""
+    before = {k: v.clone() for k, v in trained["experiment"].model.transformer.state_dict().items()}
+    started_from, steps = [], []
+    step = realtime.RealtimeStyleModel.optimize_parameters
+
+    def counted(self):
+        if not steps:
+            started_from.append({k: v.clone() for k, v in self.transformer.state_dict().items()})
+        steps.append(self.steps)
+        return step(self)
+
+    monkeypatch.setattr(realtime.RealtimeStyleModel, "optimize_parameters", counted)
     with pytest.warns(UserWarning):
-        experiment = realtime.train_realtime(trained["photos"], trained["styles"], trained["root"] / "run", options,
-                                             progress=False)
-    assert experiment.iteration == 28
+        experiment = realtime.train_realtime(trained["photos"], trained["styles"], trained["root"] / "run",
+                                             tiny_options(iterations=28), progress=False)
+    assert experiment.iteration == 28 and steps == [24, 25, 26, 27]  # a silent restart would train 28 steps
+    for key, value in before.items():
+        assert torch.equal(started_from[0][key], value), key  # resumed from the trained weights, not a fresh net
     assert experiment.history[0] == trained["experiment"].history[0]
 
 
@@ -241,20 +255,33 @@ def test_export_then_load_round_trip_and_recipe(trained):
 
 def test_warm_start_from_a_narrower_model_widens_it(trained, tmp_path):
     narrow = realtime.load_style_model(trained["assets"] / "realtime_test.pth")
-    with pytest.warns(UserWarning):
+    with pytest.raises(ValueError, match="would export an untrained network"):  # no untrained "final" exports
+        realtime.train_realtime(trained["photos"], trained["styles"], tmp_path / "zero", tiny_options(iterations=0),
+                                export_name="realtime_zero", assets_dir=tmp_path / "assets", progress=False)
+    widened_first: list[torch.nn.Module] = []
+    step = realtime.RealtimeStyleModel.optimize_parameters
+
+    def remember_then_step(self):  # the network as widened, before its first training step
+        if not widened_first:
+            widened_first.append(copy.deepcopy(self.transformer).eval())
+        return step(self)
+
+    with pytest.warns(UserWarning), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(realtime.RealtimeStyleModel, "optimize_parameters", remember_then_step)
         experiment = realtime.train_realtime(
-            trained["photos"], trained["styles"], tmp_path / "wide_run", tiny_options(width=0.5, iterations=0),
+            trained["photos"], trained["styles"], tmp_path / "wide_run", tiny_options(width=0.5, iterations=1),
             export_name="realtime_wide", assets_dir=tmp_path / "assets", progress=False,
             init_from=trained["assets"] / "realtime_test.pth")
-    wide = experiment.model.transformer.eval()
-    assert wide.width == 0.5
+    wide = widened_first[0]
+    assert wide.width == 0.5 and experiment.iteration == 1
     image = torch.rand(1, 3, 20, 28)
     torch.testing.assert_close(realtime.stylize(image, wide, 1), realtime.stylize(image, narrow, 1), atol=1e-5, rtol=0)
     recipe = json.loads((tmp_path / "assets" / "MANIFEST.json").read_text())["realtime_wide.pth"]["recipe"]
-    assert recipe["architecture"]["width"] == 0.5 and recipe["iterations"] == 24
+    assert recipe["architecture"]["width"] == 0.5 and recipe["iterations"] == 25  # 24 inherited + 1 trained
+    assert recipe["export_reason"] == "final"
     assert recipe["warm_start"]["widened_from_width"] == 0.25 and "source_warm_start" not in recipe["warm_start"]
     with pytest.warns(UserWarning):  # a warm start from a warm-started model keeps the chain in its recipe
-        realtime.train_realtime(trained["photos"], trained["styles"], tmp_path / "again", tiny_options(width=0.5, iterations=0),
+        realtime.train_realtime(trained["photos"], trained["styles"], tmp_path / "again", tiny_options(width=0.5, iterations=1),
                                 export_name="realtime_again", assets_dir=tmp_path / "assets", progress=False,
                                 init_from=tmp_path / "assets" / "realtime_wide.pth")
     chained = json.loads((tmp_path / "assets" / "MANIFEST.json").read_text())["realtime_again.pth"]["recipe"]
