@@ -259,3 +259,16 @@ def test_training_lowers_the_loss_resumes_and_pretrained_starts_low(tmp_path):
     # the shipped decoder, fine-tuned on the same data, starts far lower than a random one
     pretrained = loss_of(adain.AdaINTrainingModel(adain.AdaINTrainOptions(init="pretrained")))
     assert pretrained < 0.35 * initial  # measured: 99 vs 409 on these synthetic images
+
+
+# -------------------------------------------------------------------------------------------- texture synthesis
+def test_texture_synthesis_matches_the_style_grams_at_a_larger_size():
+    from gatys import synthesize_texture
+
+    texture = load_image(ASSETS / "starry_night.jpg", 40)
+    result = synthesize_texture(texture, (48, 64), style_layers=("relu1_1", "relu2_1"), iterations=15, progress=False)
+    assert tuple(result.image.shape) == (1, 3, 48, 64) and max(result.image.shape[-2:]) > max(texture.shape[-2:])
+    assert result.history[-1]["content"] == 0.0
+    assert result.history[-1]["style"] < 0.2 * result.history[0]["style"]  # from white noise towards the texture
+    with pytest.raises(ValueError, match="size must be at least 32 px"):
+        synthesize_texture(texture, 16)
