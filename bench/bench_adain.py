@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> Path:
                "repeats": args.repeats, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "transform_net": "realtime_4styles.pth (width 0.5)", "rows": rows}
     print(f"\nDevice: {results['device']}, {results['threads']} thread(s), torch {results['torch']}, load average "
-          f"{load_start:.1f} -> {results['load_average_1min_end']:.1f}\n")
+          f"{load_start:.1f} -> {results['load_average_1min_end']:.1f}, native bf16 instructions: "
+          f"{', '.join(results['cpu_bf16_instructions'] or []) or 'none (bf16 emulated)'}\n")
     print("| size | precision | AdaIN (ms/image) | transform network (ms/image) |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['precision']} | {r['adain_ms']:.0f} | {r['transform_net_ms']:.0f} |")

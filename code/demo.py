@@ -176,7 +176,8 @@ def adain_demo(
     """AdaIN (Huang & Belongie 2017) with each of the nine style images on one photo; returns (figure, ms per image).
 
     One pretrained decoder serves every style, including the five no network here was trained on. Default size: the
-    real-time section's on a GPU, 384 px on a CPU (nine 512 px images took 17 s each with the 2 cores at load 11)."""
+    real-time section's on a GPU, 384 px on a CPU: there one image costs about 2.6 s of CPU time on this project's
+    2-core EPYC (measured at load 11, where it took 19 s of wall time; at 512 px 17 s of wall time)."""
     import adain
 
     device = torch.device(settings.device)
