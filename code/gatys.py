@@ -428,3 +428,32 @@ def stylize_gatys(
             raise TypeError(f"Unknown option(s) {unknown}; valid: {sorted(GatysOptions.__dataclass_fields__)}")
         options = GatysOptions(**{**asdict(options), **overrides})
     return StyleTransfer(options).run(content, styles, callback)
+
+
+# Gatys, Ecker & Bethge (NIPS 2015), "Texture Synthesis Using Convolutional Neural Networks": conv1_1 and pool1..pool4
+# (Caffe names); with our ReLU outputs, the first ReLU of each block.
+TEXTURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def synthesize_texture(
+    style_image: torch.Tensor,
+    size: int | tuple[int, int],
+    style_layers: Sequence[str] | Mapping[str, float] = TEXTURE_LAYERS,
+    iterations: int = 300,
+    **overrides,
+) -> GatysResult:
+    """A new texture of ``size`` (longest side, or (H, W)) with the Gram statistics of ``style_image``: the style
+    loss alone (Gatys eq. 5, no content term), optimised with L-BFGS from white noise (Gatys et al. 2015). The
+    output may be larger than the texture, which is used at its own resolution (its features keep their scale);
+    ``overrides`` are other ``GatysOptions`` (``seed``, ``pooling``, ``device``, ``progress`` ...)."""
+    if style_image.dim() != 4 or style_image.shape[:2] != (1, 3):
+        raise ValueError(f"style_image must have shape (1, 3, H, W), got {tuple(style_image.shape)}")
+    height, width = (size, size) if isinstance(size, int) else size
+    if min(height, width) < 32:
+        raise ValueError(f"size must be at least 32 px, got {size}")
+    longest = max(height, width)
+    options = GatysOptions(**{"content_weight": 0.0, "style_weight": 1.0, "content_layers": (),
+                              "style_layers": style_layers, "size": longest, "iterations": iterations, "init": "noise",
+                              "style_scale": max(style_image.shape[-2:]) / longest, **overrides})
+    canvas = torch.zeros(1, 3, height, width)  # only its shape is used (content weight 0)
+    return StyleTransfer(options).run(canvas, style_image)

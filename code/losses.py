@@ -9,6 +9,9 @@
 * Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
   ICCV 2017: least-squares adversarial loss (section 4 / Mao et al. 2017), cycle-consistency loss (eq. 2),
   identity loss (section 5.2).
+* Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization", ICCV 2017:
+  channel mean and standard deviation (eqs. 5-6), content loss to the AdaIN target (eq. 12), style loss on the
+  feature statistics (eq. 13).
 
 Feature maps are tensors of shape (N, C, H, W): N_l = C filters, M_l = H * W positions.
 """
@@ -101,3 +104,33 @@ def cycle_consistency_loss(reconstructed: torch.Tensor, original: torch.Tensor) 
 def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """L_identity = E ||G(y) - y||_1 (Zhu sec. 5.2); weighted by 0.5 * lambda in the paper."""
     return F.l1_loss(mapped.float(), original.float())
+
+
+# ----------------------------------------------------------------------------------------- Huang & Belongie
+def channel_mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample and channel mu = mean over H, W (Huang eq. 5) and sigma = sqrt(mean (x - mu)^2 + eps) (eq. 6),
+    each (N, C, 1, 1); computed in float32."""
+    if features.dim() != 4:
+        raise ValueError(f"channel_mean_std expects features of shape (N, C, H, W), got {tuple(features.shape)}")
+    flat = features.float().flatten(2)
+    mean = flat.mean(2)
+    variance = flat.var(2, unbiased=False)
+    return mean[..., None, None], (variance + eps).sqrt()[..., None, None]
+
+
+def adain_content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_c = ||f(g(t)) - t||^2 (Huang eq. 12) with the AdaIN output t at relu4_1, as the mean squared error (the
+    reference implementations' form, for which lambda = 10 was chosen)."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def adain_style_loss(features: Mapping[str, torch.Tensor], style_features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """L_s = sum_i ||mu(phi_i(g(t))) - mu(phi_i(s))||^2 + ||sigma(phi_i(g(t))) - sigma(phi_i(s))||^2 (Huang eq. 13)
+    over the layers of ``style_features`` (paper: relu1_1, relu2_1, relu3_1, relu4_1), mean squared errors as in the
+    reference implementations. ``style_features`` may have batch size 1 (one style for the whole batch)."""
+    total = torch.zeros((), device=next(iter(features.values())).device)
+    for name, target in style_features.items():
+        mean, std = channel_mean_std(features[name])
+        target_mean, target_std = channel_mean_std(target)
+        total = total + F.mse_loss(mean, target_mean.expand_as(mean)) + F.mse_loss(std, target_std.expand_as(std))
+    return total

@@ -18,7 +18,7 @@ def test_demo_notebook_executes_on_cpu(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     figures = {p.name for p in (tmp_path / "figures").glob("*.png")}
-    assert {"gatys.png", "realtime.png", "cyclegan.png"} <= figures
+    assert {"gatys.png", "realtime.png", "cyclegan.png", "adain.png"} <= figures
     import nbformat
 
     text = "".join(o.get("text", "") for c in nbformat.read(executed, 4).cells if c.cell_type == "code" for o in c.outputs)
