@@ -188,15 +188,15 @@ def activation_bytes(height: int, width: int, deepest_layer: str, arch: str = "v
     return (total + 2 * largest) * 4
 
 
-# Float copies of the image each optimiser keeps (gradient included): L-BFGS stores history_size pairs (s, y) plus
-# the direction and two flat gradients (~1.9 GB at 1024 x 768 with history 100); Adam two moments; RMSprop and
-# Adagrad one accumulator.
-OPTIMIZER_IMAGE_COPIES = {"lbfgs": 2 * 100 + 4, "adam": 3, "sgd": 1, "rmsprop": 2, "adagrad": 2}
+LBFGS_HISTORY = 100  # L-BFGS history_size (neural-style's default)
 
 
-def optimizer_bytes(height: int, width: int, optimizer: str) -> int:
-    """Memory of the optimiser's state over a (1, 3, H, W) fp32 image (see ``OPTIMIZER_IMAGE_COPIES``)."""
-    return OPTIMIZER_IMAGE_COPIES[optimizer] * 3 * height * width * 4
+def optimizer_bytes(height: int, width: int, optimizer: str, history_size: int = LBFGS_HISTORY) -> int:
+    """Memory of the optimiser's state over a (1, 3, H, W) fp32 image, gradient included: L-BFGS keeps
+    ``history_size`` pairs (s, y), the direction and the previous gradient (~1.9 GB at 1024 x 768 with history 100);
+    Adam two moments; RMSprop and Adagrad one accumulator."""
+    copies = {"lbfgs": 2 * history_size + 3, "adam": 3, "sgd": 1, "rmsprop": 2, "adagrad": 2}[optimizer]
+    return copies * 3 * height * width * 4
 
 
 def available_memory(device: torch.device) -> int:
@@ -248,7 +248,8 @@ def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None) 
     """The optimiser over the image pixels; L-BFGS takes one iteration per ``step`` (its history persists)."""
     lr = DEFAULT_LEARNING_RATES[name] if learning_rate is None else learning_rate
     if name == "lbfgs":
-        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
+        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=LBFGS_HISTORY, tolerance_grad=-1,
+                                 tolerance_change=-1)
     optimizer_class = {
         "adam": torch.optim.Adam,
         "sgd": torch.optim.SGD,

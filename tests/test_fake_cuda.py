@@ -233,7 +233,8 @@ def test_cyclegan_inference_and_evaluation_on_the_gpu(gpu, tmp_path):
     cyclegan.export_generators(model, recipe, assets_dir=tmp_path / "assets")
     generator = cyclegan.load_generator("photo2painting", assets_dir=tmp_path / "assets")
     assert next(generator.parameters()).device == GPU
-    assert translate(generator, torch.rand(1, 3, 20, 28)).device == GPU
+    photo = torch.rand(1, 3, 20, 28)
+    assert translate(generator, photo.to(GPU)).device == GPU and translate(generator, photo).device.type == "cpu"
     vgg = VGGFeatures(layers=list(cyclegan.GRAM_LAYERS), weights=None)
     results = cyclegan.evaluate_shipped(photos, paintings, size=32, assets_dir=tmp_path / "assets", vgg=vgg)
     assert math.isfinite(results["cycle_l1_photo"]) and math.isfinite(results["untrained_cycle_l1_photo"])
