@@ -45,6 +45,11 @@ def pip_install(packages: list[str]) -> None:
 
 
 def main() -> None:
+    sys.path.insert(0, str(ROOT / "code"))
+    try:  # Python, and torch when one is installed (a missing torch is installed below)
+        import versions  # noqa: F401
+    except RuntimeError as error:
+        sys.exit(f"[ensure_deps] {error}")
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     requirements = [Requirement(line.split("#")[0].strip()) for line in lines if line.split("#")[0].strip()]
     if not torch_works():

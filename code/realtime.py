@@ -306,6 +306,8 @@ def train_realtime(
             break
         next_sample = (experiment.iteration // options.sample_every + 1) * options.sample_every
         target = min(options.iterations, next_sample, experiment.iteration + chunk)
+        if options.checkpoint_every:
+            target = min(target, schedule.last_iteration + options.checkpoint_every)
         experiment.run(epochs_needed, max_iterations=target)
         if schedule.due(experiment.iteration):
             experiment.save()

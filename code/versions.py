@@ -30,7 +30,7 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 def version_problems(python: tuple[int, ...] | None = None, torch_version: str | None = None) -> list[str]:
     """What is too old: ``python`` (default: this interpreter) and ``torch_version`` (default: the installed torch;
-    None when torch is not importable, which is reported too)."""
+    a missing torch is not reported here: ``make deps`` installs it, and ``import torch`` says so itself)."""
     python = tuple(sys.version_info[:3]) if python is None else tuple(python)
     problems = []
     if python[:2] < MIN_PYTHON:
@@ -40,7 +40,6 @@ def version_problems(python: tuple[int, ...] | None = None, torch_version: str |
         try:
             import torch
         except ImportError:
-            problems.append("torch is not installed: run `make deps` (or pip install -r requirements.txt)")
             return problems
         torch_version = torch.__version__
     if parse_version(torch_version)[:2] < MIN_TORCH:
