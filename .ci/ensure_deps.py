@@ -16,6 +16,10 @@ from notebook_setup import InstallError, install_missing  # noqa: E402
 
 
 def main() -> None:
+    try:  # Python, and torch when one is installed (a missing torch is installed below)
+        import versions  # noqa: F401
+    except RuntimeError as error:
+        sys.exit(f"[ensure_deps] {error}")
     try:
         install_missing(ROOT / "requirements.txt", log=lambda line: print(line.replace("[setup]", "[ensure_deps]"), flush=True))
     except InstallError as error:

@@ -63,7 +63,8 @@ def measure(size: int, config: str, iterations: int, threads: int | None) -> dic
     steady.sort()
     # The history's losses come from the autocast passes; re-evaluate the final image in fp32 so that the
     # configurations are compared on one scale (a bf16 loss is itself rounded).
-    transfer.options = replace(options, precision="fp32")
+    transfer.options, transfer.precision = replace(options, precision="fp32"), "fp32"
+    content, style = content.to(device), style.to(device)  # the images were loaded on the CPU, the VGG is on device
     with torch.no_grad():
         content_targets = {n: f.float() for n, f in transfer.features(content).items()
                            if n in options.content_layer_weights()}
@@ -130,8 +131,13 @@ def main() -> None:
     import torch
 
     load_start = os.getloadavg()[0]
-    cuda = torch.cuda.is_available()
-    configs = args.configs or [c for c in CONFIGS if cuda or not c.startswith("fp16")]
+    from gatys import pick_device
+    from nntools import bf16_supported
+
+    device = pick_device()
+    cuda = device.type == "cuda"
+    configs = args.configs or [c for c in CONFIGS if (cuda or not c.startswith("fp16"))
+                               and (bf16_supported(device) or not c.startswith("bf16"))]
     rows = []
     for size in args.sizes:
         for config in configs:

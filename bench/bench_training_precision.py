@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "code"))
 
 import torch  # noqa: E402
 
+import nntools  # noqa: E402
 import realtime  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,8 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    modes: list[bool | str] = [False, "bf16"] + (["fp16"] if device == "cuda" else [])
+    device = nntools.auto_device().type
+    modes: list[bool | str] = ([False] + (["bf16"] if nntools.bf16_supported(nntools.auto_device()) else [])
+                               + (["fp16"] if device == "cuda" else []))
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for amp in modes:

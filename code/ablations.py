@@ -124,9 +124,10 @@ def balanced_weights(content: torch.Tensor, style: torch.Tensor, reference: Gaty
     def terms(opts: GatysOptions) -> tuple[float, float]:
         transfer = StyleTransfer(replace(opts, progress=False))
         size = opts.sizes()[-1]
-        c = torch.nn.functional.interpolate(content, scale_factor=size / max(content.shape[-2:]), mode="bilinear",
+        c = torch.nn.functional.interpolate(content.to(transfer.device), scale_factor=size / max(content.shape[-2:]),
+                                            mode="bilinear", align_corners=False)
+        s = torch.nn.functional.interpolate(style.to(transfer.device), size=c.shape[-2:], mode="bilinear",
                                             align_corners=False)
-        s = torch.nn.functional.interpolate(style, size=c.shape[-2:], mode="bilinear", align_corners=False)
         with torch.no_grad():
             features = transfer.features(c)
             content_targets = {n: features[n].float() for n in opts.content_layer_weights()}

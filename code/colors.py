@@ -48,7 +48,7 @@ def match_color(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -
         pixels = image.reshape(3, -1).double()
         mean = pixels.mean(dim=1, keepdim=True)
         centred = pixels - mean
-        return mean, centred @ centred.T / pixels.shape[1] + eps * torch.eye(3, dtype=torch.float64)
+        return mean, centred @ centred.T / pixels.shape[1] + eps * torch.eye(3, dtype=torch.float64, device=image.device)
 
     def sqrtm(matrix: torch.Tensor, inverse: bool = False) -> torch.Tensor:
         values, vectors = torch.linalg.eigh(matrix)

@@ -33,6 +33,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `python code/cyclegan.py`
 
+import versions  # noqa: E402,F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
 import assets  # noqa: E402
 import checks  # noqa: E402
 import nntools  # noqa: E402
@@ -256,7 +257,7 @@ class CycleGANModel(nntools.TrainingModel):
             self.set_requires_grad(discriminators, False)
             losses = self.generator_losses()
             loss_G = sum(losses.values())
-        self.backward_step(loss_G, self.optimizer_G)
+        self.backward_step(loss_G, self.optimizer_G, update_scaler=False)  # one scale update per iteration, below
         self.set_requires_grad(discriminators, True)
         fake_B = self.fake_B_pool.query(self.fake_B)
         fake_A = self.fake_A_pool.query(self.fake_A)
@@ -349,7 +350,8 @@ def train_cyclegan(
     hold_out_photos: int = 8,
     hold_out_paintings: int = 6,
     seed: int = 0,
-    checkpoint_every: int = 100,
+    checkpoint_every: int | None = None,
+    checkpoint_minutes: float | None = 10.0,
     device: torch.device | str | None = None,
     amp: bool | str = False,
     plot: Callable[[nntools.Experiment], Any] | None = None,
@@ -363,8 +365,9 @@ def train_cyclegan(
     """Build the data and the Experiment, then train (resuming from ``output_dir`` if it holds a checkpoint).
 
     Stops after ``options.total_epochs`` epochs, at ``max_iterations`` (total), or before ``max_minutes`` of this
-    call have passed (checked between chunks of at most ``checkpoint_every`` iterations, sized from the measured
-    speed; each chunk ends with a checkpoint); rerunning the same call continues where it stopped.
+    call have passed (checked between chunks of at most 100 iterations, sized from the measured speed); rerunning
+    the same call continues where it stopped. A checkpoint is written every ``checkpoint_minutes`` of wall time
+    and/or every ``checkpoint_every`` iterations (None switches one off) and whenever the call stops.
     ``hold_out_*`` images (fixed seed) are excluded from training and recorded in ``output_dir/split.json`` and in
     the exported recipe. ``plot(exp)`` is called after
     every epoch; ``export_each_epoch`` stores the generators in ``assets_dir`` at every epoch end. ``limit_images``
@@ -397,6 +400,8 @@ def train_cyclegan(
     if exp.rank == 0:  # under DDP only rank 0 writes
         (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     ledger = WallClock(output_dir / "wall_time.json")
+    exp.autosave = False  # checkpoints follow `schedule` (and the stop), not every chunk or epoch
+    schedule = nntools.CheckpointSchedule(checkpoint_every, checkpoint_minutes, exp.iteration)
 
     last_epoch = exp.epoch
 
@@ -416,7 +421,9 @@ def train_cyclegan(
     target = options.total_epochs
     seconds_per_iteration = None
     while exp.epoch < target and (max_iterations is None or exp.iteration < max_iterations):
-        chunk = checkpoint_every
+        chunk = 100  # iterations between checks of the time limit and the checkpoint schedule
+        if checkpoint_every is not None:
+            chunk = max(1, min(chunk, checkpoint_every - (exp.iteration - schedule.last_iteration)))
         if max_minutes is not None:
             remaining = max_minutes * 60 - (time.monotonic() - started)
             if seconds_per_iteration is not None:
@@ -431,6 +438,11 @@ def train_cyclegan(
         exp.run(target, plot=on_epoch_end, max_iterations=stop_at)
         if exp.iteration > iteration_start:
             seconds_per_iteration = (time.monotonic() - chunk_start) / (exp.iteration - iteration_start)
+        if exp.any_rank(schedule.due(exp.iteration)):  # time-based: the DDP ranks agree (save() is collective)
+            exp.save()
+            schedule.saved(exp.iteration)
+    if exp.iteration > schedule.last_iteration:
+        exp.save()
     if exp.rank == 0:
         ledger.add()
     return exp
@@ -493,8 +505,9 @@ def export_generators(exp_or_model: nntools.Experiment | CycleGANModel, recipe: 
 
 def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | None = None,
                    upsampling: str | None = None, assets_dir: Path = assets.ASSETS_DIR,
-                   device: torch.device | str = "cpu") -> ResnetGenerator:
-    """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode.
+                   device: torch.device | str | None = None) -> ResnetGenerator:
+    """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode, on
+    ``device`` (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`).
 
     The architecture comes from the recipe in the manifest unless ``ngf``/``n_blocks``/``upsampling`` are given; a file
     that does not fit raises :class:`assets.WeightsError` saying what was expected and what the file holds.
@@ -514,7 +527,7 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
     except assets.WeightsError as error:
         raise assets.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
                                   f"upsampling={upsampling}: {error}") from error
-    return generator.to(device).eval()
+    return generator.to(nntools.resolve_device(device)).eval()
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
@@ -598,14 +611,20 @@ def evaluate_translation(photo2painting: nn.Module, painting2photo: nn.Module, h
 
 def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike, size: int = 128,
                      max_reference: int | None = 64, assets_dir: Path = assets.ASSETS_DIR,
-                     vgg: nn.Module | None = None) -> dict[str, Any]:
+                     vgg: nn.Module | None = None, device: torch.device | str | None = None) -> dict[str, Any]:
     """:func:`evaluate_translation` for the shipped generators, on the held-out images named in their recipe.
 
     Style centroids come from (at most ``max_reference``, fixed-seed sample of) the training images of each domain;
     every image is loaded with its longest side ``size``. The untrained baseline is the recipe seed's initial G.
+    Runs on ``device`` (None: the GPU if there is a usable one).
     """
-    photo2painting = load_generator("photo2painting", assets_dir=assets_dir)
-    painting2photo = load_generator("painting2photo", assets_dir=assets_dir)
+    device = nntools.resolve_device(device)
+    photo2painting = load_generator("photo2painting", assets_dir=assets_dir, device=device)
+    painting2photo = load_generator("painting2photo", assets_dir=assets_dir, device=device)
+    if vgg is None:
+        from vgg import VGGFeatures
+        vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
+    vgg = vgg.to(device)
     recipe = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
     held_photo_names = set(recipe["data"]["held_out_photos"])
     held_painting_names = set(recipe["data"]["held_out_paintings"])
@@ -628,7 +647,7 @@ def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.Path
         load_images([p for p in photos if p.name in held_photo_names], size),
         load_images([p for p in paintings if p.name in held_painting_names], size),
         load_images(train_photos, size), load_images(train_paintings, size), vgg,
-        untrained=(initial.netG_A.eval(), initial.netG_B.eval()))
+        untrained=(initial.netG_A.to(device).eval(), initial.netG_B.to(device).eval()))
     results.update(held_out_photos=sorted(held_photo_names), held_out_paintings=sorted(held_painting_names),
                    reference_photos=len(train_photos), reference_paintings=len(train_paintings), size=size,
                    recipe_iterations=recipe.get("iterations"), recipe_epochs=recipe.get("epochs_completed"))
@@ -670,7 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-iterations", type=int, default=None)
     parser.add_argument("--hold-out-photos", type=int, default=8)
     parser.add_argument("--hold-out-paintings", type=int, default=6)
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="iterations")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N iterations too")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="wall-clock minutes between checkpoints (a stop always saves)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default=None)
@@ -692,7 +713,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               crop_scale=tuple(args.crop_scale) if args.crop_scale else None)
     exp = train_cyclegan(args.photos, args.paintings, args.out, options, args.max_minutes, args.max_iterations,
                          hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings,
-                         seed=args.seed, checkpoint_every=args.checkpoint_every, device=args.device, amp=args.amp or False,
+                         seed=args.seed, checkpoint_every=args.checkpoint_every,
+                         checkpoint_minutes=args.checkpoint_minutes, device=args.device, amp=args.amp or False,
                          export_each_epoch=args.export_each_epoch, progress=not args.no_progress,
                          accept_config_changes=args.accept_config_changes)
     print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from imaging import IMAGE_EXTENSIONS, ImageLoadError, open_rgb, pil_to_tensor
@@ -36,13 +36,32 @@ def resize_shorter(image: Image.Image, shorter_side: int) -> Image.Image:
     return image.resize(size, Image.BICUBIC) if size != image.size else image
 
 
+def cached_bytes_estimate(count: int, load_size: int) -> int:
+    """Memory of ``count`` decoded RGB images whose shorter side is ``load_size``, assuming a 3:2 aspect ratio."""
+    return count * load_size * round(load_size * 1.5) * 3
+
+
+def _check_header(path: Path) -> None:
+    """Raise ImageLoadError unless ``path`` opens as an image (header only: cheap, no decoding)."""
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 - parsing the header is the check
+    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageLoadError(f"Cannot read image file {path}: {error}") from error
+
+
 class ImageFolderDataset(Dataset):
     """Square training crops from a folder of images, as (3, size, size) tensors in [0, 1].
 
-    Each image is decoded once, its shorter side resized to ``load_size`` (default ``size``) and kept in memory.
+    Each image is decoded, its shorter side resized to ``load_size`` (default ``size``). Folders whose decoded
+    images fit in ``cache_gib`` GiB (estimated by :func:`cached_bytes_estimate`) keep them in memory; larger ones
+    (COCO's 83k photos at load_size 384 would need ~55 GB) are *streamed*: only the headers are checked at start
+    and each item is decoded on access (use ``num_workers`` to overlap it with training). The items are the same
+    either way (decoding draws no random numbers), so the random stream of a run does not depend on the mode.
     In training mode a square crop covering a random fraction ``crop_scale`` of the shorter side is taken at a
     random position, resized to ``size`` and flipped with probability 1/2; in evaluation mode the centre crop.
-    Unreadable files are skipped with one warning that counts them (``self.skipped`` lists them).
+    Unreadable files are skipped with one warning that counts them (``self.skipped`` lists them); a streamed file
+    whose data turns out corrupt only when decoded is replaced by the next readable image, with a warning.
     """
 
     def __init__(
@@ -54,6 +73,7 @@ class ImageFolderDataset(Dataset):
         flip: bool = True,
         train: bool = True,
         files: list[Path] | None = None,
+        cache_gib: float = 2.0,
     ) -> None:
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
@@ -67,23 +87,42 @@ class ImageFolderDataset(Dataset):
         self.files: list[Path] = []
         self.images: list[Image.Image] = []
         self.skipped: list[tuple[Path, str]] = []
-        for path in files if files is not None else list_images(self.root):
+        candidates = files if files is not None else list_images(self.root)
+        self.cached = cached_bytes_estimate(len(candidates), self.load_size) <= cache_gib * 2**30
+        for path in candidates:
             try:
-                self.images.append(resize_shorter(open_rgb(path), self.load_size))
+                if self.cached:
+                    self.images.append(resize_shorter(open_rgb(path), self.load_size))
+                else:
+                    _check_header(Path(path))
                 self.files.append(Path(path))
             except ImageLoadError as error:
                 self.skipped.append((Path(path), str(error)))
         if self.skipped:
             names = ", ".join(p.name for p, _ in self.skipped[:5])
             warnings.warn(f"Skipped {len(self.skipped)} unreadable image(s) in {self.root}: {names}", stacklevel=2)
-        if not self.images:
+        if not self.files:
             raise ValueError(f"Image folder {self.root} has no readable images ({len(self.skipped)} unreadable)")
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.files)
+
+    def image(self, index: int) -> Image.Image:
+        """The decoded image ``index``, shorter side ``load_size`` (from memory, or decoded now when streaming)."""
+        if self.cached:
+            return self.images[index]
+        for offset in range(len(self.files)):
+            path = self.files[(index + offset) % len(self.files)]
+            try:
+                return resize_shorter(open_rgb(path), self.load_size)
+            except ImageLoadError as error:
+                if all(p != path for p, _ in self.skipped):
+                    self.skipped.append((path, str(error)))
+                    warnings.warn(f"{error}; using the next image of {self.root} in its place", stacklevel=3)
+        raise ValueError(f"Image folder {self.root} has no readable images ({len(self.skipped)} unreadable)")
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        image = self.images[index]
+        image = self.image(index)
         width, height = image.size
         shorter = min(width, height)
         if self.train:

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 
+import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
 import cyclegan
 import realtime
 from cyclegan_nets import translate
@@ -80,7 +81,7 @@ def gatys_demo(
                            style_weight=settings.gatys_style_weight, device=settings.device)
     result = StyleTransfer(options).run(content_image, style_image)
     save_image(result.image, output_dir / "gatys_result.png")
-    scales = " -> ".join(f"{s} px" for s in settings.gatys_scales)
+    scales = " -> ".join(f"{w}x{h} px" for h, w in result.sizes)  # as run (the memory check may downscale)
     figure = show_images(
         [content_image, style_image, result.image],
         ["content", "style", f"Gatys et al. ({result.seconds:.1f} s)"],

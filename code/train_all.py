@@ -18,13 +18,20 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 import cyclegan
+import nntools
 import realtime
 from assets import ASSETS_DIR
 
 REALTIME_STYLES = ("starry_night", "great_wave", "kandinsky_composition_viii", "night_cafe")
+# Config keys that follow the machine of each call: a run started on a GPU (fp16) may be resumed on a CPU (fp32) and
+# back without ConfigMismatchError; the change is recorded in the checkpoint's config_changes.
+DEVICE_DEPENDENT_KEYS = ("options.amp",)
+
+
+def amp_for_this_device() -> str | bool:
+    """fp16 autocast on a usable CUDA GPU (every CUDA GPU has fp16 units, not every one bf16), else fp32."""
+    return "fp16" if nntools.auto_device().type == "cuda" else False
 
 
 def train_all(photos: Path, paintings: Path, out: Path, minutes: float, export_dir: Path,
@@ -32,18 +39,20 @@ def train_all(photos: Path, paintings: Path, out: Path, minutes: float, export_d
     """Run the unfinished phases for at most ``minutes``; returns each phase's state ("finished"/"stopped")."""
     deadline = time.monotonic() + minutes * 60
     state: dict[str, str] = {}
+    amp = amp_for_this_device()
     options = realtime.RealtimeOptions(iterations=realtime_iterations, sample_every=500, export_every=None,
-                                       style_weight=1.0, amp=torch.cuda.is_available())
+                                       style_weight=1.0, amp=amp)
     styles = {name: ASSETS_DIR / f"{name}.jpg" for name in REALTIME_STYLES}
     remaining = (deadline - time.monotonic()) / 60
     experiment = realtime.train_realtime(photos, styles, out / "realtime", options, max_minutes=max(remaining - 0.5, 0.1),
-                                         export_name="realtime_4styles", assets_dir=export_dir, progress=False)
+                                         export_name="realtime_4styles", assets_dir=export_dir, progress=False,
+                                         accept_config_changes=DEVICE_DEPENDENT_KEYS)
     state["realtime"] = "finished" if experiment.iteration >= options.iterations else f"stopped at {experiment.iteration}"
     remaining = (deadline - time.monotonic()) / 60
     if experiment.iteration >= options.iterations and remaining > 1:
         gan_options = cyclegan.CycleGANOptions(n_epochs=cyclegan_epochs[0], n_epochs_decay=cyclegan_epochs[1])
         exp = cyclegan.train_cyclegan(photos, paintings, out / "cyclegan", gan_options, max_minutes=remaining - 0.5,
-                                      amp=torch.cuda.is_available(), checkpoint_every=200, progress=False)
+                                      amp=amp, progress=False)
         cyclegan.export_generators(exp, cyclegan.training_recipe(exp), assets_dir=export_dir)
         state["cyclegan"] = "finished" if exp.epoch >= gan_options.total_epochs else f"stopped at epoch {exp.epoch}"
     else:

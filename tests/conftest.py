@@ -21,3 +21,10 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "cpu_only(reason): the test pins the CPU on purpose and says why (bit-exact resume needs "
+        "deterministic kernels: on CUDA, ReflectionPad2d's backward and others accumulate with atomicAdd, so two runs "
+        "differ in the last bits); it runs on GPU nodes too, on their CPU")

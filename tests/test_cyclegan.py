@@ -218,10 +218,11 @@ def test_training_lowers_the_cycle_loss(tmp_path: Path) -> None:
     assert all(0 <= v.min() and v.max() <= 1 for v in visuals.values())
 
 
+@pytest.mark.cpu_only("bit-exact resume: CUDA kernels (ReflectionPad2d backward, atomicAdd) are not deterministic")
 def test_resume_equals_uninterrupted_training(tmp_path: Path) -> None:
     photos, paintings = make_domains(tmp_path)
     options = CycleGANOptions(**TINY, n_epochs=2, n_epochs_decay=2)  # 3 images per epoch, 12 iterations
-    kwargs = dict(hold_out_photos=1, hold_out_paintings=1, checkpoint_every=2, progress=False)
+    kwargs = dict(hold_out_photos=1, hold_out_paintings=1, checkpoint_every=2, progress=False, device="cpu")
     straight = cyclegan.train_cyclegan(photos, paintings, tmp_path / "straight", options, **kwargs)
     cyclegan.train_cyclegan(photos, paintings, tmp_path / "resumed", options, max_iterations=7, **kwargs)
     resumed = cyclegan.train_cyclegan(photos, paintings, tmp_path / "resumed", options, **kwargs)  # rebuilt
@@ -295,3 +296,16 @@ def test_evaluate_shipped_uses_recipe_hold_out_and_untrained_baseline(tmp_path: 
     assert trained["to_photos"] == pytest.approx(untrained["to_photos"], rel=1e-3)
     table = cyclegan.evidence_table(results)
     assert "| held-out photos (input) |" in table and "untrained generators" in table
+
+
+def test_one_loss_scale_update_per_iteration(tmp_path: Path) -> None:
+    """G and D share one GradScaler: its scale is updated once per iteration (AMP docs), not after each optimizer.
+    growth_interval=1 doubles the scale at every update with finite gradients: 2^10 -> 2^11 after one iteration."""
+    model = CycleGANModel(CycleGANOptions(**TINY))
+    model.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
+    model.set_input({"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32)})
+    before = [p.detach().clone() for p in model.netG_A.parameters()] + [p.detach().clone() for p in model.netD_A.parameters()]
+    model.optimize_parameters()
+    assert model.scaler.get_scale() == 2.0**11
+    after = list(model.netG_A.parameters()) + list(model.netD_A.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # both optimizers stepped

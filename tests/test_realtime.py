@@ -382,3 +382,45 @@ def test_options_survive_the_recipe_round_trip():
 
     options = tiny_options(style_lr_scale=10.0)
     assert RealtimeOptions.from_dict(json.loads(json.dumps(asdict(options)))) == options
+
+
+def test_checkpoints_follow_the_schedule_and_cadence_options_never_block_a_resume(photo_folder, style_file, tmp_path,
+                                                                               monkeypatch):
+    """Item 10: no checkpoint per 10-iteration chunk; by time (off here) and every N iterations, plus the stop.
+    The cadence options are not in the run's config, so changing them (or a checkpoint written before they existed)
+    resumes without ConfigMismatchError."""
+    import nntools
+
+    saved_at: list[int] = []
+    real_save = nntools.Experiment.save
+    monkeypatch.setattr(nntools.Experiment, "save", lambda self: (saved_at.append(self.iteration), real_save(self)))
+    styles = {"stripes": style_file}
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(
+            iterations=24, checkpoint_minutes=None, checkpoint_every=None), progress=False)
+    assert saved_at == [24]  # only the stop (the epoch ends and 10-iteration chunks no longer save)
+    saved_at.clear()
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        experiment = realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(
+            iterations=48, checkpoint_minutes=5.0, checkpoint_every=10), progress=False)
+    assert experiment.iteration == 48 and saved_at == [34, 44, 48]
+    assert "options.checkpoint_every" not in experiment.config and not experiment.config_changes
+
+
+def test_a_run_resumes_on_a_machine_with_other_mixed_precision(photo_folder, style_file, tmp_path):
+    """Item 8: train_all sets amp from the device of each call; the amp key is accepted on resume and recorded."""
+    import nntools
+    import train_all
+
+    styles = {"stripes": style_file}
+    assert train_all.amp_for_this_device() is False  # this CPU
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=4, amp="fp16"),
+                                progress=False)  # as on a GPU (fp16 falls back to fp32 here, with a warning)
+    with pytest.warns(UserWarning), pytest.raises(nntools.ConfigMismatchError, match="options.amp"):
+        realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=8), progress=False)
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        experiment = realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=8),
+                                             progress=False, accept_config_changes=train_all.DEVICE_DEPENDENT_KEYS)
+    assert experiment.iteration == 8
+    assert [(c["key"], c["stored"], c["new"]) for c in experiment.config_changes] == [("options.amp", "fp16", False)]
