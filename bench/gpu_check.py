@@ -86,7 +86,10 @@ def train_step(network: str, precision: str, device: str, iterations: int, quick
         if device == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
-        last, ok = finite_losses(experiment.iteration_history or experiment.history)
+        rows = list(experiment.iteration_history or experiment.history)
+        if network == "realtime":  # it logs every 10 iterations: add the held-out losses of the trained network
+            rows.append({f"heldout_{k}": float(v) for k, v in experiment.evaluate().items()})
+        last, ok = finite_losses(rows)
         return {"ok": ok and experiment.iteration == iterations, "iterations": experiment.iteration,
                 "amp_dtype": str(experiment.amp_dtype), "seconds": round(seconds, 2), "last_losses": last,
                 "sizes": sizes, "device": str(experiment.device),
