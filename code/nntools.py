@@ -227,6 +227,45 @@ def bf16_native(device: torch.device | str) -> bool:
     return cpu_bf16_native() if device.type == "cpu" else bf16_supported(device)
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The inference/optimisation precision that runs on ``device`` for ``precision``: "fp32", "bf16" or "fp16".
+
+    "auto": bf16 autocast where the hardware runs it natively (:func:`bf16_native`: CPUs with AVX512-BF16 or AMX, CUDA
+    compute capability >= 8.0), fp32 elsewhere. fp16 on pre-Ampere CUDA GPUs would be chosen only where a benchmark
+    showed its loss within 3 % of fp32; no such benchmark exists yet, so auto is fp32 there (ask for "fp16" to use
+    their fp16 units). An explicit "fp16" off CUDA, or "bf16" where :func:`bf16_supported` is False, warns and runs
+    fp32; "bf16" on a CPU without bf16 instructions runs as asked (emulated, ~40x slower here) with a warning.
+    Autocast only changes the networks' passes: losses and Gram matrices are computed in fp32 (``losses``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if precision == "auto":
+        return "bf16" if device.type in ("cpu", "cuda") and bf16_native(device) else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        warnings.warn(f"precision='fp16' needs a CUDA GPU; running in fp32 on {device}", stacklevel=3)
+        return "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        warnings.warn(f"precision='bf16' is not native on {device}; running in fp32 "
+                      "(precision='fp16' uses a CUDA GPU's fp16 units)", stacklevel=3)
+        return "fp32"
+    if precision == "bf16" and not bf16_native(device):
+        warnings.warn(f"precision='bf16' on a CPU without bfloat16 instructions (no avx512_bf16/amx_bf16) is emulated, "
+                      "about 40x slower than fp32; running emulated bf16 as asked (precision='auto' runs fp32 here)",
+                      stacklevel=3)
+    return precision
+
+
+def precision_autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Autocast for a precision already resolved by :func:`resolve_precision` (fp32: autocast off)."""
+    device = torch.device(device)
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def grad_scaler(device_type: str, enabled: bool) -> Any:
     """``torch.amp.GradScaler(device_type, enabled=...)``; on torch < 2.3 (no ``torch.amp.GradScaler``) the CUDA
     one, which is all loss scaling needs there (fp16 is CUDA-only) and is harmless when disabled."""

@@ -495,9 +495,10 @@ def shipped_style_images(model: TransformerNet, assets_dir: Path = assets.ASSETS
 
 
 def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_DIR,
-                     device: str | torch.device | None = None) -> TransformerNet:
+                     device: str | torch.device | None = None, precision: str = "auto") -> TransformerNet:
     """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path, on ``device``
-    (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`; "cpu" to pin it).
+    (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`; "cpu" to pin it). ``precision``
+    ("auto", "fp32", "bf16", "fp16"; see :func:`nntools.resolve_precision`) is what ``stylize`` autocasts to.
 
     The file's SHA-256 is checked against the MANIFEST.json beside it. A style name selects the shipped model
     that carries it and makes that style the default of ``stylize``. Unknown names list the available styles.
@@ -535,7 +536,10 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
     model.recipe = recipe
-    return model.eval().to(nntools.resolve_device(device))
+    device = nntools.resolve_device(device)
+    nntools.resolve_precision(precision, device)  # a bad value fails here, not at the first image
+    model.precision = precision
+    return model.eval().to(device)
 
 
 def average_models(models: Sequence[str | Path | TransformerNet]) -> TransformerNet:
@@ -595,8 +599,12 @@ def resolve_style(model: TransformerNet, style: StyleChoice) -> torch.Tensor:
     return weights
 
 
-def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = None) -> torch.Tensor:
-    """Stylise an RGB [0, 1] image (1, 3, H, W) or (3, H, W) of any size (reflection-padded to multiples of 4)."""
+def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = None,
+            precision: str | None = None) -> torch.Tensor:
+    """Stylise an RGB [0, 1] image (1, 3, H, W) or (3, H, W) of any size (reflection-padded to multiples of 4).
+
+    ``precision``: autocast of the forward pass (None: the model's, from :func:`load_style_model`, else "auto": bf16
+    where the device runs it natively, see :func:`nntools.resolve_precision`); the output is in the model's dtype."""
     checks.image_tensor("image", image, min_side=8)
     squeeze = image.dim() == 3
     if squeeze:
@@ -609,8 +617,9 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
         mode = "reflect" if pad_h < height and pad_w < width else "replicate"
         image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
     weights = resolve_style(model, style).to(parameter.device)
-    with torch.no_grad():
-        output = model(image, weights)[..., :height, :width]
+    ran = nntools.resolve_precision(precision or getattr(model, "precision", "auto"), parameter.device)
+    with torch.no_grad(), nntools.precision_autocast(ran, parameter.device):
+        output = model(image, weights)[..., :height, :width].to(parameter.dtype)
     return output[0] if squeeze else output
 
 
@@ -623,7 +632,8 @@ def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNe
     if not isinstance(model, torch.nn.Module):
         model = load_style_model(model)
     written = []
-    for path in tqdm(list_images(in_dir), desc="stylize", disable=not progress):
+    ran = nntools.resolve_precision(getattr(model, "precision", "auto"), next(model.parameters()).device)
+    for path in tqdm(list_images(in_dir), desc=f"stylize ({ran})", disable=not progress):
         output = stylize(load_image(path, size, MIN_SIDE), model, style)
         written.append(save_image(output, Path(out_dir) / f"{path.stem}.png"))
     return written
