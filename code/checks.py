@@ -38,16 +38,17 @@ def number(name: str, value: Any, minimum: float | None = None, positive: bool =
         raise ValueError(f"{name} must be <= {maximum}, got {value}")
 
 
-def image_tensor(name: str, image: Any, min_side: int = 1) -> None:
-    """An RGB image tensor as every module here expects: float, shape (1, 3, H, W) or (3, H, W), finite values in
-    [0, 1] (a tiny tolerance for rounding), both sides >= ``min_side``."""
+def image_tensor(name: str, image: Any, min_side: int = 1, batch: bool = False) -> None:
+    """An RGB image tensor as every module here expects: float, shape (1, 3, H, W) or (3, H, W) ((N, 3, H, W) with
+    ``batch``), finite values in [0, 1] (a tiny tolerance for rounding), both sides >= ``min_side``."""
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor image (1, 3, H, W) in [0, 1], got {type(image).__name__}")
     if not image.is_floating_point():
         raise TypeError(f"{name} must be a float tensor with values in [0, 1], got dtype {image.dtype} "
                         "(divide 8-bit images by 255, or use imaging.load_image)")
-    if image.dim() not in (3, 4) or image.shape[-3] != 3 or (image.dim() == 4 and image.shape[0] != 1):
-        raise ValueError(f"{name} must have shape (1, 3, H, W) or (3, H, W), got {tuple(image.shape)}")
+    if image.dim() not in (3, 4) or image.shape[-3] != 3 or (image.dim() == 4 and image.shape[0] != 1 and not batch):
+        shapes = "(N, 3, H, W) or (3, H, W)" if batch else "(1, 3, H, W) or (3, H, W)"
+        raise ValueError(f"{name} must have shape {shapes}, got {tuple(image.shape)}")
     if min(image.shape[-2:]) < min_side:
         raise ValueError(f"{name} is {image.shape[-1]}x{image.shape[-2]} px; both sides must be >= {min_side} px")
     values = image.detach()

@@ -605,7 +605,8 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
 
     ``precision``: autocast of the forward pass (None: the model's, from :func:`load_style_model`, else "auto": bf16
     where the device runs it natively, see :func:`nntools.resolve_precision`); the output is in the model's dtype."""
-    checks.image_tensor("image", image, min_side=8)
+    # 5 px: padded to 8, the first layer's 4-px reflection padding still fits (a 4-px side would not)
+    checks.image_tensor("image", image, min_side=5, batch=True)
     squeeze = image.dim() == 3
     if squeeze:
         image = image.unsqueeze(0)
