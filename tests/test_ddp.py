@@ -7,6 +7,7 @@ two-process run resumes and ends bit-identical to an uninterrupted two-process r
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -151,12 +152,16 @@ def test_two_process_ddp_resumes_bit_identical_after_the_launcher_is_killed(tmp_
     time.sleep(1.0)
     assert load(out / "checkpoint.pth.tar")["iteration"] == stopped_at  # nobody writes on
     assert 3 <= stopped_at < 8
-    assert (out / "LOCK").exists()  # left by the killed rank 0: stale, taken over below
+    # Rank 0 either died holding the lock (SIGKILL by its watchdog: a stale LOCK, taken over below) or first saw rank 1
+    # vanish, raised in the collective and released the lock on its way out: never a live holder.
+    stale = (out / "LOCK").exists()
+    if stale:
+        assert not alive(int(json.loads((out / "LOCK").read_text())["pid"]))
 
     resumed = launch(tmp_path, out)
     stdout, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, stderr
-    assert "stale lock" in stderr and "DONE 0 2 8" in stdout
+    assert ("stale lock" in stderr) == stale and "DONE 0 2 8" in stdout
     final, expected = load(out / "checkpoint.pth.tar"), load(reference / "checkpoint.pth.tar")
     for key in ("networks", "optimizers", "history", "epoch", "iteration", "position"):
         assert repr(final[key]) == repr(expected[key]), key
