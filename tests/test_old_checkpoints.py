@@ -1,0 +1,59 @@
+"""Checkpoints written by the layout before the redesign (issue #18) resume with today's code.
+
+``tests/fixtures/old_layout`` holds two run folders made at commit 37afe80 (``make_fixture.py`` there says how):
+a tiny CycleGAN stopped after 7 of 12 iterations and a tiny real-time run stopped after 12 of 24. Each is copied,
+resumed to the end with today's modules, and must end with exactly the weights of a run trained without a stop.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import cyclegan
+import realtime
+from test_cyclegan import TINY, make_domains
+from test_realtime import smooth_image, tiny_options
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "old_layout"
+# The fixture was made in another temporary folder: a moved run folder resumes once its data paths are accepted.
+MOVED_DATA = "all"
+
+
+def assert_same_weights(a: dict[str, torch.nn.Module], b: dict[str, torch.nn.Module]) -> None:
+    for name, network in a.items():
+        for key, value in network.state_dict().items():
+            assert torch.equal(value, b[name].state_dict()[key]), f"{name}.{key}"
+
+
+@pytest.mark.cpu_only("bit-exact resume needs the deterministic CPU kernels the fixture was made with")
+def test_old_cyclegan_checkpoint_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    photos, paintings = make_domains(tmp_path)
+    options = cyclegan.CycleGANOptions(**TINY, n_epochs=2, n_epochs_decay=2)
+    kwargs = dict(hold_out_photos=1, hold_out_paintings=1, checkpoint_every=2, progress=False, device="cpu")
+    shutil.copytree(FIXTURES / "cyclegan_run", tmp_path / "old")
+    resumed = cyclegan.train_cyclegan(photos, paintings, tmp_path / "old", options,
+                                      accept_config_changes=MOVED_DATA, **kwargs)
+    straight = cyclegan.train_cyclegan(photos, paintings, tmp_path / "straight", options, **kwargs)
+    assert resumed.iteration == straight.iteration == 12
+    assert [h["cycle_A"] for h in resumed.history] == [h["cycle_A"] for h in straight.history]
+    assert_same_weights(straight.model.networks, resumed.model.networks)
+
+
+@pytest.mark.cpu_only("bit-exact resume needs the deterministic CPU kernels the fixture was made with")
+def test_old_realtime_checkpoint_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    folder = tmp_path / "rt_photos"
+    folder.mkdir()
+    for i in range(10):
+        smooth_image(i).save(folder / f"photo_{i:02d}.png")
+    styles = {"blobs": tmp_path / "blobs.png"}
+    smooth_image(99, 64).save(styles["blobs"])
+    shutil.copytree(FIXTURES / "realtime_run", tmp_path / "old")
+    resumed = realtime.train_realtime(folder, styles, tmp_path / "old", tiny_options(iterations=24),
+                                      accept_config_changes=MOVED_DATA, progress=False)
+    straight = realtime.train_realtime(folder, styles, tmp_path / "straight", tiny_options(iterations=24),
+                                       progress=False)
+    assert resumed.iteration == straight.iteration == 24
+    assert_same_weights({"transformer": straight.model.transformer}, {"transformer": resumed.model.transformer})
