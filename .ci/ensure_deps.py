@@ -17,7 +17,7 @@ from notebook_setup import InstallError, install_missing  # noqa: E402
 
 def main() -> None:
     try:  # Python, and torch when one is installed (a missing torch is installed below)
-        import versions  # noqa: F401
+        import runtime  # noqa: F401
     except RuntimeError as error:
         sys.exit(f"[ensure_deps] {error}")
     try:

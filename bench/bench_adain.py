@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import torch  # noqa: E402
-
 import adain  # noqa: E402
 import realtime  # noqa: E402
+import torch  # noqa: E402
 from bench_gatys import device_description  # noqa: E402
 
 

@@ -23,11 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
-import torch  # noqa: E402
-
 import cyclegan  # noqa: E402
-import nntools  # noqa: E402
-from cyclegan_nets import translate  # noqa: E402
+import torch  # noqa: E402
+from cyclegan import translate  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gatys import device_description  # noqa: E402

@@ -36,9 +36,9 @@ CONFIGS = {"fp32": (False, "fp32"), "fp32 channels_last": (True, "fp32"), "bf16 
 def measure(size: int, config: str, iterations: int, threads: int | None) -> dict:
     """One configuration in this process: seconds per evaluation (median of the steady state), memory, loss."""
     import torch
-
-    from gatys import GatysOptions, StyleTransfer, pick_device
+    from gatys import GatysOptions, StyleTransfer
     from imaging import load_image
+    from runtime import pick_device
 
     if threads:
         torch.set_num_threads(threads)
@@ -131,8 +131,7 @@ def main() -> None:
     import torch
 
     load_start = os.getloadavg()[0]
-    from gatys import pick_device
-    from nntools import bf16_supported
+    from runtime import bf16_supported, pick_device
 
     device = pick_device()
     cuda = device.type == "cuda"

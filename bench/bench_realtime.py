@@ -21,11 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
-import torch  # noqa: E402
-
 import gatys  # noqa: E402
 import realtime  # noqa: E402
-from transformer_net import TransformerNet  # noqa: E402
+import torch  # noqa: E402
+from models import TransformerNet  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:

@@ -18,10 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
-import torch  # noqa: E402
-
-import nntools  # noqa: E402
 import realtime  # noqa: E402
+import runtime  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gatys import device_description  # noqa: E402
@@ -54,8 +53,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = nntools.auto_device().type
-    modes: list[bool | str] = ([False] + (["bf16"] if nntools.bf16_supported(nntools.auto_device()) else [])
+    device = runtime.auto_device().type
+    modes: list[bool | str] = ([False] + (["bf16"] if runtime.bf16_supported(runtime.auto_device()) else [])
                                + (["fp16"] if device == "cuda" else []))
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -54,9 +54,8 @@ def finite_losses(rows: list[dict]) -> tuple[dict, bool]:
 
 # ------------------------------------------------------------------------------------------- steps (in a subprocess)
 def train_step(network: str, precision: str, device: str, iterations: int, quick: bool) -> dict:
+    import runtime
     import torch
-
-    import nntools
 
     sizes = SIZES[network][1 if quick else 0]
     started = time.perf_counter()
@@ -94,17 +93,17 @@ def train_step(network: str, precision: str, device: str, iterations: int, quick
                 "amp_dtype": str(experiment.amp_dtype), "seconds": round(seconds, 2), "last_losses": last,
                 "sizes": sizes, "device": str(experiment.device),
                 "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else None,
-                "bf16_native": nntools.bf16_native(experiment.device)}
+                "bf16_native": runtime.bf16_native(experiment.device)}
 
 
 def ddp_worker(device: str, iterations: int) -> None:
     """Rank code under torchrun: the README's DDP recipe on a small regression; rank 0 prints the JSON result."""
+    import nntools
+    import runtime
     import torch
     import torch.distributed as dist
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel as DDP
-
-    import nntools
 
     class Regression(nntools.TrainingModel):
         def __init__(self) -> None:
@@ -116,7 +115,7 @@ def ddp_worker(device: str, iterations: int) -> None:
             self.ddp = self.net
 
         def set_input(self, batch):
-            self.x, self.d = nntools.to_device(batch, self.device)
+            self.x, self.d = runtime.to_device(batch, self.device)
 
         def optimize_parameters(self):
             loss = nn.functional.mse_loss(self.ddp(self.x), self.d)
@@ -171,14 +170,13 @@ def run_step(name: str, command: list[str], env: dict, timeout: float, parse_jso
 
 def plan(device: str, quick: bool, notebook: bool) -> list[tuple[str, list[str] | str]]:
     """(step name, command) in order, or (step name, reason) for a skipped step."""
+    import runtime
     import torch
-
-    import nntools
 
     me = [sys.executable, str(Path(__file__).resolve())]
     common = ["--device", device] + (["--quick"] if quick else [])
     bf16_reason = None
-    if device == "cuda" and not nntools.bf16_supported("cuda"):
+    if device == "cuda" and not runtime.bf16_supported("cuda"):
         bf16_reason = f"bf16 autocast needs compute capability >= 8.0, this GPU has {torch.cuda.get_device_capability()}"
     steps: list[tuple[str, list[str] | str]] = []
     if notebook:
@@ -227,7 +225,6 @@ def main() -> int:
         return 0
 
     import torch
-
     from bench_gatys import device_description
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -246,9 +243,9 @@ def main() -> int:
                     "precision_auto": None, "budget_s": args.budget,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_1min_start": load_start,
                     "steps": {}}
-    import nntools
+    import runtime
 
-    report["precision_auto"] = nntools.resolve_precision("auto", args.device)
+    report["precision_auto"] = runtime.resolve_precision("auto", args.device)
     steps = plan(args.device, args.quick, args.notebook or not args.quick)
     for position, (name, command) in enumerate(steps):
         remaining = deadline - time.monotonic()
@@ -286,13 +283,13 @@ def main() -> int:
 
 def bench_gatys(args: argparse.Namespace, env: dict, budget: float) -> dict:
     """bench_gatys.py's worker, one configuration per subprocess (fresh peak memory); fp16 only on CUDA."""
-    import nntools
+    import runtime
 
     sizes = SIZES["gatys"][1 if args.quick else 0]
     configs = ["fp32 channels_last"]
     if args.device == "cuda":
-        configs += (["bf16 channels_last"] if nntools.bf16_supported("cuda") else []) + ["fp16 channels_last"]
-    elif nntools.bf16_native("cpu"):
+        configs += (["bf16 channels_last"] if runtime.bf16_supported("cuda") else []) + ["fp16 channels_last"]
+    elif runtime.bf16_native("cpu"):
         configs.append("bf16 channels_last")
     started, rows = time.monotonic(), []
     for config in configs:

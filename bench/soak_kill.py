@@ -28,7 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r'''
-import os, random, sys, time
+import os
+import random
+import sys
+import time
 sys.path.insert(0, {code!r})
 import torch
 torch.set_num_threads(1)

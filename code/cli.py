@@ -1,23 +1,21 @@
 """Command-line error handling shared by every entry point: bad input ends with one line ``error: ...`` on stderr
 and exit status 2 (argparse's own convention), no traceback; ``--debug`` anywhere on the command line shows it.
 
-Usage at the bottom of a module: ``if __name__ == "__main__": raise SystemExit(cli.run(main))``.
-"""
+Usage at the bottom of a module: ``if __name__ == "__main__": raise SystemExit(cli.run(main))``."""
 from __future__ import annotations
 
 import sys
 from typing import Callable, Sequence
 
-import assets
+import checkpoint
 import nntools
-
-__all__ = ["INPUT_ERRORS", "run", "one_line"]
+import weights
 
 # What a user can cause and fix: wrong values or types, missing/unreadable files, folders in use, a run that
 # cannot resume as asked, weights that do not verify, a training that diverged.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, TypeError, KeyError, OSError, nntools.CheckpointError, nntools.NonFiniteLossError,
-    nntools.OutputDirLockedError, assets.WeightsError,
+    ValueError, TypeError, KeyError, OSError, checkpoint.CheckpointError, nntools.NonFiniteLossError,
+    checkpoint.OutputDirLockedError, weights.WeightsError,
 )
 
 

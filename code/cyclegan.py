@@ -10,40 +10,33 @@ weighted 0.5 lambda; least-squares GAN losses (sec. 4), a history of 50 generate
 
 Command line::
 
-    python code/cyclegan.py --photos DIR --paintings DIR --out runs/cyclegan --size 128 --n-blocks 6 --ngf 32 \\
-        --epochs 10 --epochs-decay 10 --max-minutes 120 --export
-"""
+    python code/cyclegan.py --photos DIR --paintings DIR --out runs/cyclegan --size 128 --n-blocks 6 --ngf 32 \
+        --epochs 10 --epochs-decay 10 --max-minutes 120 --export"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
 import os
-import platform
-import random
-import sys
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import checkpoint
+import imaging
+import nntools
+import runtime
 import torch
+import torch.nn.functional as F
+import weights
+from imaging import UnpairedFileDataset, domain_files, split_held_out
+from losses import cycle_consistency_loss, identity_loss, lsgan_loss
+from models import PatchDiscriminator, ResnetGenerator, init_weights
+from runtime import device_description, precision_autocast, resolve_precision
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `python code/cyclegan.py`
-
-import versions  # noqa: E402,F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
-import assets  # noqa: E402
-import checks  # noqa: E402
-import nntools  # noqa: E402
-from cyclegan_nets import PatchDiscriminator, ResnetGenerator, init_weights, to_signed, to_unit, translate  # noqa: E402
-from datasets import ImageFolderDataset, UnpairedDataset, list_images  # noqa: E402
-from imaging import load_image  # noqa: E402
-from losses import cycle_consistency_loss, gram_matrix, identity_loss, lsgan_loss  # noqa: E402
-
 DIRECTIONS = {"photo2painting": "G_A", "painting2photo": "G_B"}
-GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 # ----------------------------------------------------------------------------------------------------- options
@@ -77,7 +70,7 @@ class CycleGANOptions:
     def __post_init__(self) -> None:
         if self.load_size is None:
             self.load_size = round(self.size * 286 / 256)
-        checks.integer("size", self.size, 16)
+        imaging.integer("size", self.size, 16)
         if self.size % 4:
             raise ValueError(f"size must be a multiple of 4 (two stride-2 downsamplings), got {self.size}")
         if self.load_size < self.size:
@@ -87,12 +80,12 @@ class CycleGANOptions:
         for name, minimum in (("size", 16), ("load_size", 16), ("ngf", 1), ("ndf", 1), ("n_blocks", 0),
                               ("n_layers_d", 1), ("pool_size", 0), ("n_epochs", 0), ("n_epochs_decay", 0),
                               ("batch_size", 1)):
-            checks.integer(name, getattr(self, name), minimum)
+            imaging.integer(name, getattr(self, name), minimum)
         for name in ("init_gain", "lambda_cycle", "lambda_identity"):
-            checks.number(name, getattr(self, name), minimum=0)
-        checks.number("lr", self.lr, positive=True)
-        checks.number("beta1", self.beta1, minimum=0, maximum=0.9999)
-        checks.number("beta2", self.beta2, minimum=0, maximum=0.9999)
+            imaging.number(name, getattr(self, name), minimum=0)
+        imaging.number("lr", self.lr, positive=True)
+        imaging.number("beta1", self.beta1, minimum=0, maximum=0.9999)
+        imaging.number("beta2", self.beta2, minimum=0, maximum=0.9999)
         if self.upsampling not in ("transpose", "resize"):
             raise ValueError(f"upsampling must be 'transpose' or 'resize', got {self.upsampling!r}")
         if self.crop_scale is not None:
@@ -209,8 +202,8 @@ class CycleGANModel(nntools.TrainingModel):
         factor = linear_decay_factor(options.n_epochs, options.n_epochs_decay)
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in self.optimizers.items()}
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
-        self.fake_A_pool = ImagePool(options.pool_size, seed=nntools.derive_seed("pool_A", seed))
-        self.fake_B_pool = ImagePool(options.pool_size, seed=nntools.derive_seed("pool_B", seed))
+        self.fake_A_pool = ImagePool(options.pool_size, seed=runtime.derive_seed("pool_A", seed))
+        self.fake_B_pool = ImagePool(options.pool_size, seed=runtime.derive_seed("pool_B", seed))
 
     # -- data
     def set_input(self, batch: dict[str, torch.Tensor]) -> None:
@@ -298,47 +291,6 @@ class CycleGANModel(nntools.TrainingModel):
         return {"cyclegan": options}
 
 
-# ------------------------------------------------------------------------------------------------------- data
-class UnpairedFileDataset(UnpairedDataset):
-    """:class:`datasets.UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
-
-    def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], size: int, load_size: int,
-                 flip: bool = True, train: bool = True, crop_scale: tuple[float, float] | None = None
-                 ) -> None:  # noqa: D107 - deliberately not calling super
-        crop_scale = crop_scale or (size / load_size, size / load_size)
-        root_a = Path(files_a[0]).parent if files_a else Path("A")
-        root_b = Path(files_b[0]).parent if files_b else Path("B")
-        self.domain_a = ImageFolderDataset(root_a, size, load_size, crop_scale, flip, train, files=list(files_a))
-        self.domain_b = ImageFolderDataset(root_b, size, load_size, crop_scale, flip, train, files=list(files_b))
-        self.train = train
-
-
-def split_held_out(files: Sequence[Path], count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(train, held_out): ``count`` files drawn with ``random.Random(seed)`` from the sorted list."""
-    files = sorted(files)
-    checks.integer("hold-out count", count, 0)
-    if count >= len(files):
-        raise ValueError(f"cannot hold out {count} of {len(files)} images in {Path(files[0]).parent}: "
-                         "at least one must remain for training")
-    held = set(random.Random(seed).sample(range(len(files)), count))
-    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
-
-
-def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
-    """Images in ``folder`` with an error naming the domain when the folder is missing or empty."""
-    try:
-        return list_images(folder)
-    except (FileNotFoundError, ValueError) as error:
-        raise type(error)(f"{domain} folder: {error}") from error
-
-
-# --------------------------------------------------------------------------------------------------- training
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
-
-
 def train_cyclegan(
     photos_dir: str | os.PathLike,
     paintings_dir: str | os.PathLike,
@@ -356,7 +308,7 @@ def train_cyclegan(
     amp: bool | str = False,
     plot: Callable[[nntools.Experiment], Any] | None = None,
     export_each_epoch: bool = False,
-    assets_dir: Path = assets.ASSETS_DIR,
+    assets_dir: Path = weights.ASSETS_DIR,
     accept_config_changes: Iterable[str] | str = (),
     progress: bool = True,
     limit_images: int | None = None,
@@ -401,7 +353,7 @@ def train_cyclegan(
         (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     ledger = WallClock(output_dir / "wall_time.json")
     exp.autosave = False  # checkpoints follow `schedule` (and the stop), not every chunk or epoch
-    schedule = nntools.CheckpointSchedule(checkpoint_every, checkpoint_minutes, exp.iteration)
+    schedule = checkpoint.CheckpointSchedule(checkpoint_every, checkpoint_minutes, exp.iteration)
 
     last_epoch = exp.epoch
 
@@ -492,185 +444,46 @@ def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
 
 
 def export_generators(exp_or_model: nntools.Experiment | CycleGANModel, recipe: dict[str, Any],
-                      assets_dir: Path = assets.ASSETS_DIR) -> dict[str, Path]:
+                      assets_dir: Path = weights.ASSETS_DIR) -> dict[str, Path]:
     """Store G_A as ``cyclegan_photo2painting.pth`` and G_B as ``cyclegan_painting2photo.pth`` (fp16, SHA in manifest)."""
     model = exp_or_model.model if isinstance(exp_or_model, nntools.Experiment) else exp_or_model
     paths = {}
     for direction, network in DIRECTIONS.items():
         entry = dict(recipe, direction=direction, network=network, architecture="ResnetGenerator")
-        paths[direction] = assets.save_fp16_weights(model.networks[network].state_dict(),
+        paths[direction] = weights.save_fp16_weights(model.networks[network].state_dict(),
                                                     f"cyclegan_{direction}.pth", entry, assets_dir=assets_dir)
     return paths
 
 
 def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | None = None,
-                   upsampling: str | None = None, assets_dir: Path = assets.ASSETS_DIR,
+                   upsampling: str | None = None, assets_dir: Path = weights.ASSETS_DIR,
                    device: torch.device | str | None = None, precision: str = "auto") -> ResnetGenerator:
     """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode, on
-    ``device`` (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`). ``precision`` ("auto",
-    "fp32", "bf16", "fp16"; see :func:`nntools.resolve_precision`) is what ``translate`` autocasts to.
+    ``device`` (None: the GPU if there is a usable one, see :func:`runtime.resolve_device`). ``precision`` ("auto",
+    "fp32", "bf16", "fp16"; see :func:`runtime.resolve_precision`) is what ``translate`` autocasts to.
 
     The architecture comes from the recipe in the manifest unless ``ngf``/``n_blocks``/``upsampling`` are given; a file
-    that does not fit raises :class:`assets.WeightsError` saying what was expected and what the file holds.
+    that does not fit raises :class:`weights.WeightsError` saying what was expected and what the file holds.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
     name = f"cyclegan_{direction}.pth"
-    state = assets.load_verified_weights(name, assets_dir=assets_dir)
-    recipe = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")[name].get("recipe", {})
+    state = weights.load_verified_weights(name, assets_dir=assets_dir)
+    recipe = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")[name].get("recipe", {})
     ngf = ngf if ngf is not None else int(recipe.get("ngf", 64))
     n_blocks = n_blocks if n_blocks is not None else int(recipe.get("n_blocks", 9))
     upsampling = upsampling or recipe.get("upsampling", "transpose")
     generator = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, upsampling=upsampling)
     source = f"{Path(assets_dir) / name} (recipe: ngf={recipe.get('ngf')}, n_blocks={recipe.get('n_blocks')})"
     try:
-        assets.load_state_into(generator, state, source)
-    except assets.WeightsError as error:
-        raise assets.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
+        weights.load_state_into(generator, state, source)
+    except weights.WeightsError as error:
+        raise weights.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
                                   f"upsampling={upsampling}: {error}") from error
-    device = nntools.resolve_device(device)
-    nntools.resolve_precision(precision, device)  # a bad value fails here, not at the first image
+    device = runtime.resolve_device(device)
+    runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     generator.precision = precision
     return generator.to(device).eval()
-
-
-# ------------------------------------------------------------------------------------------------- evaluation
-def load_images(files: Iterable[str | os.PathLike], size: int) -> list[torch.Tensor]:
-    """Images as (1, 3, H, W) in [0, 1], longest side ``size``."""
-    return [load_image(f, size) for f in files]
-
-
-@torch.no_grad()
-def cycle_reconstruction_error(forward: nn.Module, backward: nn.Module, images: Sequence[torch.Tensor]) -> float:
-    """Mean L1 in [0, 1] units between x and backward(forward(x)) (eq. 2 without the weight), over ``images``."""
-    errors = [float(cycle_consistency_loss(translate(backward, translate(forward, x)), x)) for x in images]
-    return sum(errors) / len(errors)
-
-
-@torch.no_grad()
-def mean_grams(vgg: nn.Module, images: Sequence[torch.Tensor], layers: Sequence[str] = GRAM_LAYERS
-               ) -> dict[str, torch.Tensor]:
-    """Mean normalised Gram matrix (Johnson eq. 3) per layer over a set of images: the set's style centroid."""
-    sums: dict[str, torch.Tensor] = {}
-    for image in images:
-        features = vgg(image.to(next(vgg.buffers()).device))
-        for layer in layers:
-            gram = gram_matrix(features[layer], normalize=True)[0]
-            sums[layer] = sums.get(layer, 0) + gram
-    return {layer: total / len(images) for layer, total in sums.items()}
-
-
-@torch.no_grad()
-def gram_distance(vgg: nn.Module, images: Sequence[torch.Tensor], centroid: dict[str, torch.Tensor]) -> float:
-    """Mean over images and layers of ||G_l(x) - Gbar_l||_F / ||Gbar_l||_F: relative style distance to a set."""
-    distances = []
-    for image in images:
-        features = vgg(image.to(next(vgg.buffers()).device))
-        per_layer = [float((gram_matrix(features[l], normalize=True)[0] - c).norm() / c.norm())
-                     for l, c in centroid.items()]
-        distances.append(sum(per_layer) / len(per_layer))
-    return sum(distances) / len(distances)
-
-
-def style_statistic(vgg: nn.Module, images: Sequence[torch.Tensor], photo_centroid: dict[str, torch.Tensor],
-                    painting_centroid: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Gram distances of ``images`` to the photo set and to the painting set, and their ratio (< 1: painting-like)."""
-    to_photos = gram_distance(vgg, images, photo_centroid)
-    to_paintings = gram_distance(vgg, images, painting_centroid)
-    return {"to_photos": to_photos, "to_paintings": to_paintings, "ratio_paintings_over_photos": to_paintings / to_photos}
-
-
-def evaluate_translation(photo2painting: nn.Module, painting2photo: nn.Module, held_photos: Sequence[torch.Tensor],
-                         held_paintings: Sequence[torch.Tensor], train_photos: Sequence[torch.Tensor],
-                         train_paintings: Sequence[torch.Tensor], vgg: nn.Module | None = None,
-                         untrained: tuple[nn.Module, nn.Module] | None = None) -> dict[str, Any]:
-    """The evidence: cycle errors on held-out images; Gram distances to both sets before vs after translation.
-
-    ``untrained`` (G_A, G_B at their initial weights) adds the same statistics before training.
-    """
-    if vgg is None:
-        from vgg import VGGFeatures
-        vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
-    photo_centroid, painting_centroid = mean_grams(vgg, train_photos), mean_grams(vgg, train_paintings)
-
-    def statistic(images: Sequence[torch.Tensor]) -> dict[str, float]:
-        return style_statistic(vgg, images, photo_centroid, painting_centroid)
-
-    results: dict[str, Any] = {
-        "cycle_l1_photo": cycle_reconstruction_error(photo2painting, painting2photo, held_photos),
-        "cycle_l1_painting": cycle_reconstruction_error(painting2photo, photo2painting, held_paintings),
-        "style": {
-            "held-out photos (input)": statistic(held_photos),
-            "G_A(photos): generated paintings": statistic([translate(photo2painting, x) for x in held_photos]),
-            "held-out paintings (input)": statistic(held_paintings),
-            "G_B(paintings): generated photos": statistic([translate(painting2photo, x) for x in held_paintings]),
-        },
-    }
-    if untrained is not None:
-        results["untrained_cycle_l1_photo"] = cycle_reconstruction_error(untrained[0], untrained[1], held_photos)
-        results["untrained_cycle_l1_painting"] = cycle_reconstruction_error(untrained[1], untrained[0], held_paintings)
-        results["style"]["untrained G_A(photos)"] = statistic([translate(untrained[0], x) for x in held_photos])
-    return results
-
-
-def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike, size: int = 128,
-                     max_reference: int | None = 64, assets_dir: Path = assets.ASSETS_DIR,
-                     vgg: nn.Module | None = None, device: torch.device | str | None = None) -> dict[str, Any]:
-    """:func:`evaluate_translation` for the shipped generators, on the held-out images named in their recipe.
-
-    Style centroids come from (at most ``max_reference``, fixed-seed sample of) the training images of each domain;
-    every image is loaded with its longest side ``size``. The untrained baseline is the recipe seed's initial G.
-    Runs on ``device`` (None: the GPU if there is a usable one).
-    """
-    device = nntools.resolve_device(device)
-    photo2painting = load_generator("photo2painting", assets_dir=assets_dir, device=device)
-    painting2photo = load_generator("painting2photo", assets_dir=assets_dir, device=device)
-    if vgg is None:
-        from vgg import VGGFeatures
-        vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
-    vgg = vgg.to(device)
-    recipe = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
-    held_photo_names = set(recipe["data"]["held_out_photos"])
-    held_painting_names = set(recipe["data"]["held_out_paintings"])
-    photos = domain_files(photos_dir, "Photo (domain A)")
-    paintings = domain_files(paintings_dir, "Painting (domain B)")
-    train_photos = [p for p in photos if p.name not in held_photo_names]
-    train_paintings = [p for p in paintings if p.name not in held_painting_names]
-    sampler = random.Random(0)
-    if max_reference is not None:
-        train_photos = sorted(sampler.sample(train_photos, min(max_reference, len(train_photos))))
-        train_paintings = sorted(sampler.sample(train_paintings, min(max_reference, len(train_paintings))))
-    # Every network's shape changes the RNG stream of the initialisation, so rebuild all four as in training.
-    options = CycleGANOptions(size=int(recipe.get("size", 256)), ngf=photo2painting.ngf,
-                              n_blocks=photo2painting.n_blocks, upsampling=photo2painting.upsampling,
-                              ndf=int(recipe.get("ndf", 64)), n_layers_d=int(recipe.get("n_layers_d", 3)),
-                              norm=recipe.get("norm", "instance"))
-    initial = CycleGANModel(options, seed=int(recipe.get("seed", 0)))
-    results = evaluate_translation(
-        photo2painting, painting2photo,
-        load_images([p for p in photos if p.name in held_photo_names], size),
-        load_images([p for p in paintings if p.name in held_painting_names], size),
-        load_images(train_photos, size), load_images(train_paintings, size), vgg,
-        untrained=(initial.netG_A.to(device).eval(), initial.netG_B.to(device).eval()))
-    results.update(held_out_photos=sorted(held_photo_names), held_out_paintings=sorted(held_painting_names),
-                   reference_photos=len(train_photos), reference_paintings=len(train_paintings), size=size,
-                   recipe_iterations=recipe.get("iterations"), recipe_epochs=recipe.get("epochs_completed"))
-    return results
-
-
-def evidence_table(results: dict[str, Any]) -> str:
-    """Markdown table of :func:`evaluate_translation`'s style statistics and cycle errors."""
-    lines = ["| images | Gram distance to photo set | to painting set | painting / photo |", "|---|---|---|---|"]
-    for name, row in results["style"].items():
-        lines.append(f"| {name} | {row['to_photos']:.3f} | {row['to_paintings']:.3f} | "
-                     f"{row['ratio_paintings_over_photos']:.2f} |")
-    lines.append("")
-    lines.append("Cycle reconstruction error (mean L1 in [0, 1]) on held-out images: photo -> painting -> photo "
-                 f"{results['cycle_l1_photo']:.4f}, painting -> photo -> painting {results['cycle_l1_painting']:.4f}")
-    if "untrained_cycle_l1_photo" in results:
-        lines.append(f"(untrained generators: {results['untrained_cycle_l1_photo']:.4f} and "
-                     f"{results['untrained_cycle_l1_painting']:.4f})")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------- CLI
@@ -734,3 +547,56 @@ if __name__ == "__main__":
     import cli
 
     raise SystemExit(cli.run(main))
+
+
+def to_signed(image01: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [-1, 1], the networks' input range."""
+    return image01 * 2.0 - 1.0
+
+
+def to_unit(image_signed: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return (image_signed + 1.0) * 0.5
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = 4, minimum: int = 8
+                    ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad bottom/right edges to a multiple (and at least ``minimum``, so the bottleneck's reflection padding fits).
+
+    Reflection padding where possible, replication for tiny images; returns (padded, original (H, W)).
+    """
+    height, width = image.shape[-2:]
+    target_h = max(minimum, height + (-height) % multiple)
+    target_w = max(minimum, width + (-width) % multiple)
+    pad_h, pad_w = target_h - height, target_w - width
+    if pad_h == 0 and pad_w == 0:
+        return image, (height, width)
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode), (height, width)
+
+
+@torch.no_grad()
+def translate(generator: ResnetGenerator, image01: torch.Tensor, precision: str | None = None) -> torch.Tensor:
+    """Apply a generator to RGB image(s) in [0, 1] of any size; returns the same shape in [0, 1].
+
+    Accepts (3, H, W) or (N, 3, H, W); runs on the generator's device and dtype; pads to a multiple of 4 and crops back.
+    ``precision``: autocast of the forward pass (None: the generator's ``precision`` attribute, set by
+    ``cyclegan.load_generator``, else "auto": bf16 where native, see :func:`runtime.resolve_precision`).
+    """
+    single = image01.dim() == 3
+    batch = image01.unsqueeze(0) if single else image01
+    if batch.dim() != 4 or batch.shape[1] != 3:
+        raise ValueError(f"translate expects RGB images of shape (N, 3, H, W), got {tuple(image01.shape)}")
+    parameter = next(generator.parameters())
+    was_training = generator.training
+    generator.eval()
+    try:
+        padded, (height, width) = pad_to_multiple(batch.to(parameter.device, parameter.dtype), 4)
+        ran = resolve_precision(precision or getattr(generator, "precision", "auto"), parameter.device)
+        with precision_autocast(ran, parameter.device):
+            signed = generator(to_signed(padded))
+        output = to_unit(signed.to(parameter.dtype))[..., :height, :width].clamp(0, 1)
+    finally:
+        generator.train(was_training)
+    output = output.to(image01.device, image01.dtype)
+    return output[0] if single else output

@@ -2,25 +2,22 @@
 
 Every function returns a matplotlib figure (saved under ``output_dir``) and the numbers it measured, so the
 notebook stays a list of calls. Settings adapt to the device: full quality on a GPU; on a CPU, sizes and
-iterations that finish the whole demo within about two minutes on 2 cores.
-"""
+iterations that finish the whole demo within about two minutes on 2 cores."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
-import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
 import cyclegan
-import nntools
 import realtime
-from cyclegan_nets import translate
-from gatys import GatysOptions, StyleTransfer, pick_device
+import runtime
+import torch
+from cyclegan import translate
+from gatys import GatysOptions, StyleTransfer
 from imaging import load_image, save_image, show_images
+from runtime import free_cpu_threads, pick_device
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -47,20 +44,6 @@ class DemoSettings:
             # beta 3e6 at 256 px balances like the default 1e7 at 512 px (content loss grows with the pixel count)
             return cls(str(device), (256,), (100,), 3e6, 512, 256, threads)
         return cls(str(device), (256, 512), (150, 150), 1e7, 1024, 512, torch.get_num_threads())
-
-
-def free_cpu_threads() -> int:
-    """Cores not busy with other jobs (by the 1-minute load average), at least 1.
-
-    Measured on a 2-core machine with one core busy: inside a Jupyter kernel, 2 threads made each L-BFGS
-    iteration about 8x slower than 1 thread (every small parallel op waits for the busy core).
-    """
-    cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
 
 
 def _synchronise(device: torch.device) -> None:
@@ -124,7 +107,7 @@ def realtime_demo(
     figure = show_images(
         images, titles, columns=len(model.style_names) + 1, panel_size=2.8,
         suptitle="Real-time style transfer (Johnson et al. 2016): one network, four styles (conditional instance norm)",
-        caption=(f"{width}x{height} px on {settings.device} in {nntools.resolve_precision(model.precision, device)}; "
+        caption=(f"{width}x{height} px on {settings.device} in {runtime.resolve_precision(model.precision, device)}; "
                  f"mean {sum(times) / len(times):.0f} ms per image (one forward pass; warm-up excluded). "
                  f"Photos not seen in training."),
         path=output_dir / "realtime.png",
@@ -158,7 +141,7 @@ def cyclegan_demo(
         rows, titles, columns=3, panel_size=3.0,
         suptitle="CycleGAN (Zhu et al. 2017): unpaired photo <-> painting",
         caption=(f"Images the generators never saw, on {device} in "
-                 f"{nntools.resolve_precision(photo2painting.precision, device)}. "
+                 f"{runtime.resolve_precision(photo2painting.precision, device)}. "
                  "Shipped generators: a short CPU run (128 px, ngf 32, 6 blocks, "
                  "1300 iterations; see assets/MANIFEST.json), so expect colour and texture shifts rather than "
                  "the paper's quality."),
@@ -206,7 +189,7 @@ def adain_demo(
     figure = show_images(
         images, titles, columns=5, panel_size=2.8,
         suptitle="Arbitrary style transfer (AdaIN, Huang & Belongie 2017): one decoder, any style image",
-        caption=(f"{width}x{height} px on {settings.device} in {nntools.resolve_precision('auto', device)}; "
+        caption=(f"{width}x{height} px on {settings.device} in {runtime.resolve_precision('auto', device)}; "
                  f"mean {sum(times) / len(times):.0f} ms per image (style "
                  f"encoding included, warm-up excluded). Five of the nine styles were never seen by any network here."),
         path=output_dir / "adain.png",

@@ -8,20 +8,30 @@
   at relu1_1..relu4_1 (the statistics AdaIN and Gram-matrix style losses use), fit on training photos against
   training paintings. It says whether a generated "painting" has the feature statistics of paintings.
 * :func:`evaluate_cyclegan`: cycle L1 both ways (Zhu et al. eq. 2 without the weight), the probe's verdict on the
-  generated images, and the checkerboard index of real and generated images, on held-out images.
-"""
+  generated images, and the checkerboard index of real and generated images, on held-out images."""
 from __future__ import annotations
 
+import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import runtime
 import torch
 import torch.nn.functional as F
+import weights
+from cyclegan import CycleGANModel, CycleGANOptions, load_generator, translate
+from imaging import domain_files, load_image
+from losses import PerceptualLoss, cycle_consistency_loss, gram_matrix
+from models import TransformerNet
+from realtime import RealtimeOptions, stylize
 from torch import nn
 
 PROBE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
 CHECKERBOARD_INSET = 3
 
 
@@ -131,7 +141,7 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
     ``generated_paintings_called_paintings`` and ``generated_photos_called_photos`` from the probe (with the real
     held-out images' rates as the probe's own accuracy); checkerboard indices averaged over each set.
     """
-    from cyclegan_nets import translate
+    from cyclegan import translate
 
     fake_paintings = [translate(photo2painting, x) for x in held_photos]
     fake_photos = [translate(painting2photo, y) for y in held_paintings]
@@ -161,7 +171,7 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
 
 def split_files(folder: str | os.PathLike, held_out_names: Sequence[str]) -> tuple[list[Path], list[Path]]:
     """(training files, held-out files) of an image folder, the held-out ones named by file name."""
-    from datasets import list_images
+    from imaging import list_images
 
     names = set(held_out_names)
     files = list_images(folder)
@@ -179,7 +189,7 @@ def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos
     Without ``probe``, one is fit on every other image of the two folders (the training images) at the same size.
     """
     from imaging import load_image
-    from vgg import VGGFeatures
+    from models import VGGFeatures
 
     vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
     train_photos, held_photos = split_files(photos_dir, held_out_photos)
@@ -200,7 +210,8 @@ def realtime_loss_by_size(model: nn.Module, photos: Sequence[str | os.PathLike],
     where the network's strokes have the scale of the style image's as VGG sees them.
     """
     from imaging import load_image
-    from realtime import PerceptualLoss, stylize
+    from losses import PerceptualLoss
+    from realtime import stylize
 
     loss = PerceptualLoss(options, list(style_images.values()))
     rows = []
@@ -222,7 +233,6 @@ def generators_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, nn.M
 
     The architecture comes from the run's ``config.json`` beside the checkpoint; ``info`` holds epoch and iteration.
     """
-    import json
 
     import cyclegan
 
@@ -248,10 +258,9 @@ def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, 
                      size: int = 256, vgg: nn.Module | None = None) -> list[dict[str, float]]:
     """:func:`evaluate_cyclegan` for every epoch copy of a run (and its last checkpoint), on the run's held-out split
     (``split.json``): the held-out numbers over training. One probe, fit once on the training images."""
-    import json
 
     from imaging import load_image
-    from vgg import VGGFeatures
+    from models import VGGFeatures
 
     run_dir = Path(run_dir)
     split = json.loads((run_dir / "split.json").read_text())
@@ -273,4 +282,212 @@ def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, 
             continue
         seen.add(info["iteration"])
         rows.append({**info, **evaluate_cyclegan(photo2painting, painting2photo, photos, paintings, probe, vgg)})
+    return rows
+
+
+GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+def load_images(files: Iterable[str | os.PathLike], size: int) -> list[torch.Tensor]:
+    """Images as (1, 3, H, W) in [0, 1], longest side ``size``."""
+    return [load_image(f, size) for f in files]
+
+
+@torch.no_grad()
+def cycle_reconstruction_error(forward: nn.Module, backward: nn.Module, images: Sequence[torch.Tensor]) -> float:
+    """Mean L1 in [0, 1] units between x and backward(forward(x)) (eq. 2 without the weight), over ``images``."""
+    errors = [float(cycle_consistency_loss(translate(backward, translate(forward, x)), x)) for x in images]
+    return sum(errors) / len(errors)
+
+
+@torch.no_grad()
+def mean_grams(vgg: nn.Module, images: Sequence[torch.Tensor], layers: Sequence[str] = GRAM_LAYERS
+               ) -> dict[str, torch.Tensor]:
+    """Mean normalised Gram matrix (Johnson eq. 3) per layer over a set of images: the set's style centroid."""
+    sums: dict[str, torch.Tensor] = {}
+    for image in images:
+        features = vgg(image.to(next(vgg.buffers()).device))
+        for layer in layers:
+            gram = gram_matrix(features[layer], normalize=True)[0]
+            sums[layer] = sums.get(layer, 0) + gram
+    return {layer: total / len(images) for layer, total in sums.items()}
+
+
+@torch.no_grad()
+def gram_distance(vgg: nn.Module, images: Sequence[torch.Tensor], centroid: dict[str, torch.Tensor]) -> float:
+    """Mean over images and layers of ||G_l(x) - Gbar_l||_F / ||Gbar_l||_F: relative style distance to a set."""
+    distances = []
+    for image in images:
+        features = vgg(image.to(next(vgg.buffers()).device))
+        per_layer = [float((gram_matrix(features[l], normalize=True)[0] - c).norm() / c.norm())
+                     for l, c in centroid.items()]
+        distances.append(sum(per_layer) / len(per_layer))
+    return sum(distances) / len(distances)
+
+
+def style_statistic(vgg: nn.Module, images: Sequence[torch.Tensor], photo_centroid: dict[str, torch.Tensor],
+                    painting_centroid: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Gram distances of ``images`` to the photo set and to the painting set, and their ratio (< 1: painting-like)."""
+    to_photos = gram_distance(vgg, images, photo_centroid)
+    to_paintings = gram_distance(vgg, images, painting_centroid)
+    return {"to_photos": to_photos, "to_paintings": to_paintings, "ratio_paintings_over_photos": to_paintings / to_photos}
+
+
+def evaluate_translation(photo2painting: nn.Module, painting2photo: nn.Module, held_photos: Sequence[torch.Tensor],
+                         held_paintings: Sequence[torch.Tensor], train_photos: Sequence[torch.Tensor],
+                         train_paintings: Sequence[torch.Tensor], vgg: nn.Module | None = None,
+                         untrained: tuple[nn.Module, nn.Module] | None = None) -> dict[str, Any]:
+    """The evidence: cycle errors on held-out images; Gram distances to both sets before vs after translation.
+
+    ``untrained`` (G_A, G_B at their initial weights) adds the same statistics before training.
+    """
+    if vgg is None:
+        from models import VGGFeatures
+        vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
+    photo_centroid, painting_centroid = mean_grams(vgg, train_photos), mean_grams(vgg, train_paintings)
+
+    def statistic(images: Sequence[torch.Tensor]) -> dict[str, float]:
+        return style_statistic(vgg, images, photo_centroid, painting_centroid)
+
+    results: dict[str, Any] = {
+        "cycle_l1_photo": cycle_reconstruction_error(photo2painting, painting2photo, held_photos),
+        "cycle_l1_painting": cycle_reconstruction_error(painting2photo, photo2painting, held_paintings),
+        "style": {
+            "held-out photos (input)": statistic(held_photos),
+            "G_A(photos): generated paintings": statistic([translate(photo2painting, x) for x in held_photos]),
+            "held-out paintings (input)": statistic(held_paintings),
+            "G_B(paintings): generated photos": statistic([translate(painting2photo, x) for x in held_paintings]),
+        },
+    }
+    if untrained is not None:
+        results["untrained_cycle_l1_photo"] = cycle_reconstruction_error(untrained[0], untrained[1], held_photos)
+        results["untrained_cycle_l1_painting"] = cycle_reconstruction_error(untrained[1], untrained[0], held_paintings)
+        results["style"]["untrained G_A(photos)"] = statistic([translate(untrained[0], x) for x in held_photos])
+    return results
+
+
+def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike, size: int = 128,
+                     max_reference: int | None = 64, assets_dir: Path = weights.ASSETS_DIR,
+                     vgg: nn.Module | None = None, device: torch.device | str | None = None) -> dict[str, Any]:
+    """:func:`evaluate_translation` for the shipped generators, on the held-out images named in their recipe.
+
+    Style centroids come from (at most ``max_reference``, fixed-seed sample of) the training images of each domain;
+    every image is loaded with its longest side ``size``. The untrained baseline is the recipe seed's initial G.
+    Runs on ``device`` (None: the GPU if there is a usable one).
+    """
+    device = runtime.resolve_device(device)
+    photo2painting = load_generator("photo2painting", assets_dir=assets_dir, device=device)
+    painting2photo = load_generator("painting2photo", assets_dir=assets_dir, device=device)
+    if vgg is None:
+        from models import VGGFeatures
+        vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
+    vgg = vgg.to(device)
+    recipe = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
+    held_photo_names = set(recipe["data"]["held_out_photos"])
+    held_painting_names = set(recipe["data"]["held_out_paintings"])
+    photos = domain_files(photos_dir, "Photo (domain A)")
+    paintings = domain_files(paintings_dir, "Painting (domain B)")
+    train_photos = [p for p in photos if p.name not in held_photo_names]
+    train_paintings = [p for p in paintings if p.name not in held_painting_names]
+    sampler = random.Random(0)
+    if max_reference is not None:
+        train_photos = sorted(sampler.sample(train_photos, min(max_reference, len(train_photos))))
+        train_paintings = sorted(sampler.sample(train_paintings, min(max_reference, len(train_paintings))))
+    # Every network's shape changes the RNG stream of the initialisation, so rebuild all four as in training.
+    options = CycleGANOptions(size=int(recipe.get("size", 256)), ngf=photo2painting.ngf,
+                              n_blocks=photo2painting.n_blocks, upsampling=photo2painting.upsampling,
+                              ndf=int(recipe.get("ndf", 64)), n_layers_d=int(recipe.get("n_layers_d", 3)),
+                              norm=recipe.get("norm", "instance"))
+    initial = CycleGANModel(options, seed=int(recipe.get("seed", 0)))
+    results = evaluate_translation(
+        photo2painting, painting2photo,
+        load_images([p for p in photos if p.name in held_photo_names], size),
+        load_images([p for p in paintings if p.name in held_painting_names], size),
+        load_images(train_photos, size), load_images(train_paintings, size), vgg,
+        untrained=(initial.netG_A.to(device).eval(), initial.netG_B.to(device).eval()))
+    results.update(held_out_photos=sorted(held_photo_names), held_out_paintings=sorted(held_painting_names),
+                   reference_photos=len(train_photos), reference_paintings=len(train_paintings), size=size,
+                   recipe_iterations=recipe.get("iterations"), recipe_epochs=recipe.get("epochs_completed"))
+    return results
+
+
+def evidence_table(results: dict[str, Any]) -> str:
+    """Markdown table of :func:`evaluate_translation`'s style statistics and cycle errors."""
+    lines = ["| images | Gram distance to photo set | to painting set | painting / photo |", "|---|---|---|---|"]
+    for name, row in results["style"].items():
+        lines.append(f"| {name} | {row['to_photos']:.3f} | {row['to_paintings']:.3f} | "
+                     f"{row['ratio_paintings_over_photos']:.2f} |")
+    lines.append("")
+    lines.append("Cycle reconstruction error (mean L1 in [0, 1]) on held-out images: photo -> painting -> photo "
+                 f"{results['cycle_l1_photo']:.4f}, painting -> photo -> painting {results['cycle_l1_painting']:.4f}")
+    if "untrained_cycle_l1_photo" in results:
+        lines.append(f"(untrained generators: {results['untrained_cycle_l1_photo']:.4f} and "
+                     f"{results['untrained_cycle_l1_painting']:.4f})")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ quality comparison
+def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, iterations: int = 100,
+                   progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations (Gatys et al. sec. 3; no line
+    search, so one loss evaluation per iteration, as in neural-style), starting from ``init``.
+    Returns (x clamped to [0, 1], the loss at each evaluation)."""
+    from tqdm.auto import tqdm
+
+    image = init.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations * 5 // 4,
+                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
+    trace: list[float] = []
+    bar = tqdm(total=iterations + 1, desc="L-BFGS", disable=not progress, leave=False)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(image)
+        loss.backward()
+        trace.append(float(loss.detach()))
+        bar.update()
+        return loss
+
+    optimizer.step(closure)
+    bar.close()
+    return image.detach().clamp(0, 1), trace
+
+
+def compare_with_optimisation(
+    model: TransformerNet, photos: Sequence[str | Path | torch.Tensor], options: RealtimeOptions,
+    style_images: Mapping[str, str | Path | torch.Tensor], size: int | None = None, iterations: int = 100,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Per (photo, style): the perceptual loss of the network's output and of ``iterations`` L-BFGS steps of the
+    Gatys optimisation on the *same* loss (same layers and weights as training), started from the photo.
+
+    Returns rows {"photo", "style", "network_loss", "optimised_loss", "ratio", "network_image",
+    "optimised_image"}; ratio = network / optimised (the quality bar asks for at most 2).
+    """
+    from tqdm.auto import tqdm
+
+    size = size or options.image_size
+    device = next(model.parameters()).device
+    styles = {k: (v if isinstance(v, torch.Tensor) else load_image(v, options.style_size)) for k, v in style_images.items()}
+    loss = PerceptualLoss(options, list(styles.values())).to(device)
+    names = list(getattr(model, "style_names", list(styles)))
+    rows = []
+    jobs = [(p, s) for p in photos for s in styles]
+    for photo, style in tqdm(jobs, desc="compare", disable=not progress):
+        image = photo if isinstance(photo, torch.Tensor) else load_image(photo, size)
+        image = image[..., : image.shape[-2] // 4 * 4, : image.shape[-1] // 4 * 4].to(device)
+        style_index = list(styles).index(style)
+        weights = F.one_hot(torch.tensor([style_index]), len(styles)).float().to(device)
+        with torch.no_grad():
+            network_image = stylize(image, model, names.index(style) if style in names else style_index)
+            content_features = loss.vgg(image, [options.content_layer])[options.content_layer]
+            network_loss = float(loss(network_image, image, weights, content_features)["total"])
+        optimised, trace = optimise_image(lambda x: loss(x, image, weights, content_features)["total"], image, iterations)
+        with torch.no_grad():
+            optimised_loss = float(loss(optimised, image, weights, content_features)["total"])
+        rows.append({"photo": Path(photo).name if not isinstance(photo, torch.Tensor) else "tensor", "style": style,
+                     "network_loss": network_loss, "optimised_loss": optimised_loss,
+                     "ratio": network_loss / optimised_loss, "network_image": network_image.cpu(),
+                     "optimised_image": optimised.cpu(), "trace": trace, "iterations": iterations})
     return rows

@@ -10,8 +10,7 @@ in-place ReLU blobs, so their "conv4_2" is our ``relu4_2`` and their style layer
 Weight convention (the paper's, with the normalised VGG19): L_content = 1/2 sum (F - P)^2 (eq. 1) and
 E_l = 1/(4 N_l^2 M_l^2) sum (G - A)^2 (eq. 4), so alpha/beta = 1e-3 ... 1e-4 are the paper's ratios. The style
 targets are Gram matrices per position (G_s / M_s, rescaled to the generated image's M_l), so a style image of any
-size, or several blended, gives targets on one scale.
-"""
+size, or several blended, gives targets on one scale."""
 from __future__ import annotations
 
 import math
@@ -21,27 +20,34 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Mapping, Sequence
 
+import imaging
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-
-import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
-import checks
-import colors
 from imaging import resize_tensor
-from nntools import PRECISIONS, precision_autocast, resolve_device, resolve_precision
 from losses import content_loss, gram_matrix, style_layer_loss, total_variation_loss
-from vgg import VGGFeatures, check_layers, layer_names
+from models import VGGFeatures, check_layers, layer_names
+from runtime import PRECISIONS, pick_device, precision_autocast, resolve_precision
+from tqdm.auto import tqdm
 
 # Gatys et al. (2016), sec. 2-3: content at conv4_2, style at conv1_1..conv5_1 with w_l = 1/5 (Caffe names).
 PAPER_CONTENT_LAYERS = ("relu4_2",)
+
+
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop", "adagrad")
+
+
 DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 1e-3, "rmsprop": 0.005, "adagrad": 0.05}
+
+
 # The optimisers see the objective rescaled to start at this value (the reported losses stay unscaled): the paper's
 # losses can be ~1 with gradients ~1e-6 per pixel, where L-BFGS's curvature test (y's > 1e-10) would reject every
 # update and silently fall back to tiny gradient steps; SGD's step size also depends on the scale.
 OBJECTIVE_START = 1e4
+
+
 SnapshotCallback = Callable[[int, torch.Tensor, dict], None]
 
 
@@ -86,15 +92,15 @@ class GatysOptions:
     def validate(self) -> None:
         """Raise ValueError (TypeError for a wrong type) naming the offending parameter."""
         for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
-            checks.number(name, getattr(self, name))
-        checks.number("learning_rate", self.learning_rate, positive=True, allow_none=True)
-        checks.integer("size", self.size, 32)
+            imaging.number(name, getattr(self, name))
+        imaging.number("learning_rate", self.learning_rate, positive=True, allow_none=True)
+        imaging.integer("size", self.size, 32)
         for value in ([self.iterations] if isinstance(self.iterations, numbers.Integral) or not isinstance(
                 self.iterations, (list, tuple)) else self.iterations):
-            checks.integer("iterations", value, 1)
+            imaging.integer("iterations", value, 1)
         for value in self.scales or []:
-            checks.integer("scales", value, 32)
-        checks.integer("snapshot_every", self.snapshot_every, 0)
+            imaging.integer("scales", value, 32)
+        imaging.integer("snapshot_every", self.snapshot_every, 0)
         if isinstance(self.style_layers, (list, tuple, dict)) and not self.style_layers and self.style_weight > 0:
             raise ValueError("style_layers is empty but style_weight > 0: the style loss would be 0 (give at least "
                              "one layer, or style_weight=0 for a content reconstruction)")
@@ -179,12 +185,6 @@ class GatysResult:
     @property
     def final_loss(self) -> float:
         return self.history[-1]["total"]
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The one asked for, else CUDA if this torch build runs on the GPU, then MPS, then CPU
-    (:func:`nntools.resolve_device`: the project's single device choice)."""
-    return resolve_device(device)
 
 
 def activation_bytes(height: int, width: int, deepest_layer: str, arch: str = "vgg19") -> int:
@@ -347,7 +347,7 @@ class StyleTransfer:
         if not styles:
             raise ValueError("at least one style image is needed")
         for name, image in [("content", content)] + [(f"style[{i}]", s) for i, s in enumerate(styles)]:
-            checks.image_tensor(f"{name} image", image)
+            imaging.image_tensor(f"{name} image", image)
             if image.dim() != 4:
                 raise ValueError(f"{name} image must have shape (1, 3, H, W), got {tuple(image.shape)}")
         blend = list(options.style_blend_weights or [1.0] * len(styles))
@@ -358,10 +358,10 @@ class StyleTransfer:
         content_full = content.to(self.device)
         styles_full = [s.to(self.device) for s in styles]
         if options.preserve_colors == "color_match":
-            styles_full = [colors.match_color(s, content_full) for s in styles_full]
+            styles_full = [imaging.match_color(s, content_full) for s in styles_full]
         elif options.preserve_colors == "luminance":
-            content_y = colors.luminance(content_full)
-            styles_full = [colors.match_luminance(colors.luminance(s), content_y).clamp(0, 1).expand(-1, 3, -1, -1) for s in styles_full]
+            content_y = imaging.luminance(content_full)
+            styles_full = [imaging.match_luminance(imaging.luminance(s), content_y).clamp(0, 1).expand(-1, 3, -1, -1) for s in styles_full]
             content_full = content_y.expand(-1, 3, -1, -1)
 
         history: list[dict[str, float]] = []
@@ -389,7 +389,7 @@ class StyleTransfer:
         result = image.detach().clamp(0, 1)
         if options.preserve_colors == "luminance":
             original = resize_tensor(content.to(self.device), tuple(result.shape[-2:]))
-            result = colors.combine_luminance(result, original)
+            result = imaging.combine_luminance(result, original)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return GatysResult(result.cpu(), history, time.perf_counter() - start, asdict(options), str(self.device),

@@ -1,25 +1,39 @@
-"""Image I/O and figures: load any common image as an RGB tensor in [0, 1], save safely, show labelled grids.
+"""Images and image data: load, check, resize, save and show images; colour transforms; training datasets.
 
 Every image in this repository is a float tensor of shape (1, 3, H, W) (or (3, H, W)) with RGB values in [0, 1];
 each network brings its own preprocessing.
-"""
+
+* Colour control (Gatys, Bethge, Hertzmann & Shechtman, "Preserving Color in Neural Artistic Style Transfer", 2016):
+  luminance-only transfer in YIQ space, and linear colour matching of the style image.
+* Input checks shared by the option dataclasses and the entry points: each raises an error that names the parameter
+  (or file) and says what is expected, instead of training silently on a wrong value or failing deep inside torch.
+* Training data: folders of photos (real-time style transfer) and two unpaired domains (CycleGAN).
+
+Random crops, scales and flips draw from ``torch``'s global RNG, so the ``nntools`` Experiment (which seeds every
+sample from (seed, epoch, position)) makes them reproducible across interrupted runs."""
 from __future__ import annotations
 
+import math
+import numbers
 import os
+import random
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-from assets import atomic_write_bytes
+from torch.utils.data import Dataset
+from weights import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 MAX_PIXELS = 80_000_000  # larger images are refused before decoding (PIL's decompression-bomb limit is ~89 MP)
+
+
 MIN_SIDE = 16  # the networks need both sides >= 16 px (VGG's four poolings; the transform net's two downsamplings)
 
 
@@ -210,3 +224,327 @@ def show_images(
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=dpi, bbox_inches="tight")
     return figure
+
+
+# NTSC YIQ (the matrix used by Gatys et al. 2016 for luminance-only transfer).
+RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
+
+
+YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
+
+
+def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> YIQ (channel 0 is the luminance Y)."""
+    return torch.einsum("ij,njhw->nihw", RGB_TO_YIQ.to(image), image)
+
+
+def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) YIQ -> RGB."""
+    return torch.einsum("ij,njhw->nihw", YIQ_TO_RGB.to(image), image)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """Y channel (N, 1, H, W) of an RGB image."""
+    return rgb_to_yiq(image)[:, :1]
+
+
+def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
+    """Shift and scale the style luminance to the content's mean and standard deviation (Gatys et al. 2016, eq. 1)."""
+    return (style_y - style_y.mean()) * (content_y.std() / style_y.std().clamp_min(1e-8)) + content_y.mean()
+
+
+def combine_luminance(styled: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Take the luminance of ``styled`` and the I/Q colour channels of ``content`` (same size); RGB out, clamped."""
+    yiq = rgb_to_yiq(content)
+    yiq = torch.cat([luminance(styled), yiq[:, 1:]], dim=1)
+    return yiq_to_rgb(yiq).clamp(0, 1)
+
+
+def match_color(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Recolour ``source`` so its RGB mean and covariance equal ``target``'s (linear colour transfer).
+
+    x' = C_t^{1/2} C_s^{-1/2} (x - mu_s) + mu_t with symmetric matrix square roots (the "image analogies" variant
+    of Gatys et al. 2016, sec. 2.1), which keeps the result closest to the original colours among such maps.
+    """
+    def stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = image.reshape(3, -1).double()
+        mean = pixels.mean(dim=1, keepdim=True)
+        centred = pixels - mean
+        return mean, centred @ centred.T / pixels.shape[1] + eps * torch.eye(3, dtype=torch.float64, device=image.device)
+
+    def sqrtm(matrix: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(matrix)
+        values = values.clamp_min(eps) ** (-0.5 if inverse else 0.5)
+        return vectors @ torch.diag(values) @ vectors.T
+
+    if source.shape[0] != 1 or target.shape[0] != 1:
+        raise ValueError("match_color works on single images (batch size 1)")
+    mean_s, cov_s = stats(source[0])
+    mean_t, cov_t = stats(target[0])
+    transform = sqrtm(cov_t) @ sqrtm(cov_s, inverse=True)
+    pixels = source[0].reshape(3, -1).double()
+    result = transform @ (pixels - mean_s) + mean_t
+    return result.reshape_as(source[0]).unsqueeze(0).to(source.dtype).clamp(0, 1)
+
+
+def integer(name: str, value: Any, minimum: int | None = None, allow_none: bool = False) -> None:
+    """``value`` is an int (not a bool or a float such as 2.5) >= ``minimum``; TypeError/ValueError naming ``name``."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer{' or None' if allow_none else ''}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def number(name: str, value: Any, minimum: float | None = None, positive: bool = False,
+           maximum: float | None = None, allow_none: bool = False) -> None:
+    """``value`` is a finite real number (>= ``minimum``, > 0 if ``positive``, <= ``maximum``)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number{' or None' if allow_none else ''}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+
+
+def image_tensor(name: str, image: Any, min_side: int = 1, batch: bool = False) -> None:
+    """An RGB image tensor as every module here expects: float, shape (1, 3, H, W) or (3, H, W) ((N, 3, H, W) with
+    ``batch``), finite values in [0, 1] (a tiny tolerance for rounding), both sides >= ``min_side``."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor image (1, 3, H, W) in [0, 1], got {type(image).__name__}")
+    if not image.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor with values in [0, 1], got dtype {image.dtype} "
+                        "(divide 8-bit images by 255, or use imaging.load_image)")
+    if image.dim() not in (3, 4) or image.shape[-3] != 3 or (image.dim() == 4 and image.shape[0] != 1 and not batch):
+        shapes = "(N, 3, H, W) or (3, H, W)" if batch else "(1, 3, H, W) or (3, H, W)"
+        raise ValueError(f"{name} must have shape {shapes}, got {tuple(image.shape)}")
+    if min(image.shape[-2:]) < min_side:
+        raise ValueError(f"{name} is {image.shape[-1]}x{image.shape[-2]} px; both sides must be >= {min_side} px")
+    values = image.detach()
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} contains NaN or infinite pixel values")
+    low, high = float(values.min()), float(values.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        hint = " (it looks like 0..255: divide by 255)" if high > 2 else ""
+        raise ValueError(f"{name} must have values in [0, 1], got [{low:.4g}, {high:.4g}]{hint}")
+
+
+def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Sorted image files under ``root``; a clear error if the folder is missing or holds no images."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder not found: {root} (expected a directory of {', '.join(IMAGE_EXTENSIONS)} files)")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"Image folder {root} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def resize_shorter(image: Image.Image, shorter_side: int) -> Image.Image:
+    """Resize so the shorter side equals ``shorter_side``, keeping the aspect ratio."""
+    width, height = image.size
+    scale = shorter_side / min(width, height)
+    size = (max(shorter_side, round(width * scale)), max(shorter_side, round(height * scale)))
+    return image.resize(size, Image.BICUBIC) if size != image.size else image
+
+
+def cached_bytes_estimate(count: int, load_size: int) -> int:
+    """Memory of ``count`` decoded RGB images whose shorter side is ``load_size``, assuming a 3:2 aspect ratio."""
+    return count * load_size * round(load_size * 1.5) * 3
+
+
+def _check_header(path: Path) -> None:
+    """Raise ImageLoadError unless ``path`` opens as an image (header only: cheap, no decoding)."""
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 - parsing the header is the check
+    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageLoadError(f"Cannot read image file {path}: {error}") from error
+
+
+class ImageFolderDataset(Dataset):
+    """Square training crops from a folder of images, as (3, size, size) tensors in [0, 1].
+
+    Each image is decoded, its shorter side resized to ``load_size`` (default ``size``). Folders whose decoded
+    images fit in ``cache_gib`` GiB (estimated by :func:`cached_bytes_estimate`) keep them in memory; larger ones
+    (COCO's 83k photos at load_size 384 would need ~55 GB) are *streamed*: only the headers are checked at start
+    and each item is decoded on access (use ``num_workers`` to overlap it with training). The items are the same
+    either way (decoding draws no random numbers), so the random stream of a run does not depend on the mode.
+    In training mode a square crop covering a random fraction ``crop_scale`` of the shorter side is taken at a
+    random position, resized to ``size`` and flipped with probability 1/2; in evaluation mode the centre crop.
+    Unreadable files are skipped with one warning that counts them (``self.skipped`` lists them); a streamed file
+    whose data turns out corrupt only when decoded is replaced by the next readable image, with a warning.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        size: int = 256,
+        load_size: int | None = None,
+        crop_scale: tuple[float, float] = (1.0, 1.0),
+        flip: bool = True,
+        train: bool = True,
+        files: list[Path] | None = None,
+        cache_gib: float = 2.0,
+    ) -> None:
+        if size < 16:
+            raise ValueError(f"size must be at least 16 pixels, got {size}")
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+        self.root = Path(root)
+        self.size, self.load_size = size, load_size or size
+        if self.load_size < size:
+            raise ValueError(f"load_size ({self.load_size}) must be at least size ({size})")
+        self.crop_scale, self.flip, self.train = crop_scale, flip, train
+        self.files: list[Path] = []
+        self.images: list[Image.Image] = []
+        self.skipped: list[tuple[Path, str]] = []
+        candidates = files if files is not None else list_images(self.root)
+        self.cached = cached_bytes_estimate(len(candidates), self.load_size) <= cache_gib * 2**30
+        for path in candidates:
+            try:
+                if self.cached:
+                    self.images.append(resize_shorter(open_rgb(path), self.load_size))
+                else:
+                    _check_header(Path(path))
+                self.files.append(Path(path))
+            except ImageLoadError as error:
+                self.skipped.append((Path(path), str(error)))
+        if self.skipped:
+            names = ", ".join(p.name for p, _ in self.skipped[:5])
+            warnings.warn(f"Skipped {len(self.skipped)} unreadable image(s) in {self.root}: {names}", stacklevel=2)
+        if not self.files:
+            raise ValueError(f"Image folder {self.root} has no readable images ({len(self.skipped)} unreadable)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, index: int) -> Image.Image:
+        """The decoded image ``index``, shorter side ``load_size`` (from memory, or decoded now when streaming)."""
+        if self.cached:
+            return self.images[index]
+        for offset in range(len(self.files)):
+            path = self.files[(index + offset) % len(self.files)]
+            try:
+                return resize_shorter(open_rgb(path), self.load_size)
+            except ImageLoadError as error:
+                if all(p != path for p, _ in self.skipped):
+                    self.skipped.append((path, str(error)))
+                    warnings.warn(f"{error}; using the next image of {self.root} in its place", stacklevel=3)
+        raise ValueError(f"Image folder {self.root} has no readable images ({len(self.skipped)} unreadable)")
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.image(index)
+        width, height = image.size
+        shorter = min(width, height)
+        if self.train:
+            low, high = self.crop_scale
+            side = max(1, round(shorter * (low + (high - low) * torch.rand(()).item())))
+            left = int(torch.randint(0, width - side + 1, ()).item())
+            top = int(torch.randint(0, height - side + 1, ()).item())
+        else:
+            side = shorter
+            left, top = (width - side) // 2, (height - side) // 2
+        crop = image.crop((left, top, left + side, top + side))
+        if side != self.size:
+            crop = crop.resize((self.size, self.size), Image.BICUBIC)
+        tensor = pil_to_tensor(crop)[0]
+        if self.train and self.flip and torch.rand(()).item() < 0.5:
+            tensor = tensor.flip(-1)
+        return tensor
+
+
+class UnpairedDataset(Dataset):
+    """Two image domains without pairing (CycleGAN): item i is ``{"A": a[i % |A|], "B": b[random]}``.
+
+    Accepts any two folders; ``from_cyclegan_layout(root, phase)`` reads the ``trainA``/``trainB``/``testA``/
+    ``testB`` layout of the CycleGAN datasets. Images are resized (shorter side ``load_size``), randomly cropped to
+    ``size`` and flipped, as in Zhu et al. (2017).
+    """
+
+    def __init__(
+        self,
+        root_a: str | os.PathLike,
+        root_b: str | os.PathLike,
+        size: int = 256,
+        load_size: int | None = None,
+        flip: bool = True,
+        train: bool = True,
+    ) -> None:
+        load_size = load_size or round(size * 286 / 256)
+        crop_scale = (size / load_size, size / load_size)
+        self.domain_a = ImageFolderDataset(root_a, size, load_size, crop_scale, flip, train)
+        self.domain_b = ImageFolderDataset(root_b, size, load_size, crop_scale, flip, train)
+        self.train = train
+
+    @classmethod
+    def from_cyclegan_layout(cls, root: str | os.PathLike, phase: str = "train", **kwargs) -> "UnpairedDataset":
+        """Read ``root/{phase}A`` and ``root/{phase}B`` (the layout of the CycleGAN datasets)."""
+        root = Path(root)
+        return cls(root / f"{phase}A", root / f"{phase}B", train=phase == "train", **kwargs)
+
+    def __len__(self) -> int:
+        return max(len(self.domain_a), len(self.domain_b))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image_a = self.domain_a[index % len(self.domain_a)]
+        if self.train:
+            index_b = int(torch.randint(0, len(self.domain_b), ()).item())
+        else:
+            index_b = index % len(self.domain_b)
+        return {"A": image_a, "B": self.domain_b[index_b]}
+
+
+# ------------------------------------------------------------------------------------------------------- data
+class UnpairedFileDataset(UnpairedDataset):
+    """:class:`datasets.UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
+
+    def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], size: int, load_size: int,
+                 flip: bool = True, train: bool = True, crop_scale: tuple[float, float] | None = None
+                 ) -> None:  # noqa: D107 - deliberately not calling super
+        crop_scale = crop_scale or (size / load_size, size / load_size)
+        root_a = Path(files_a[0]).parent if files_a else Path("A")
+        root_b = Path(files_b[0]).parent if files_b else Path("B")
+        self.domain_a = ImageFolderDataset(root_a, size, load_size, crop_scale, flip, train, files=list(files_a))
+        self.domain_b = ImageFolderDataset(root_b, size, load_size, crop_scale, flip, train, files=list(files_b))
+        self.train = train
+
+
+def split_held_out(files: Sequence[Path], count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(train, held_out): ``count`` files drawn with ``random.Random(seed)`` from the sorted list."""
+    files = sorted(files)
+    integer("hold-out count", count, 0)
+    if count >= len(files):
+        raise ValueError(f"cannot hold out {count} of {len(files)} images in {Path(files[0]).parent}: "
+                         "at least one must remain for training")
+    held = set(random.Random(seed).sample(range(len(files)), count))
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
+
+
+def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
+    """Images in ``folder`` with an error naming the domain when the folder is missing or empty."""
+    try:
+        return list_images(folder)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"{domain} folder: {error}") from error
+
+
+# ------------------------------------------------------------------------------------------------ training
+def split_holdout(photos_dir: str | Path, holdout: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files): ``holdout`` photos drawn with a fixed seed, never trained on."""
+    files = list_images(photos_dir)
+    if holdout >= len(files):
+        raise ValueError(f"holdout={holdout} leaves no training photos in {photos_dir} ({len(files)} images)")
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = sorted(files[i] for i in order[:holdout])
+    return [f for f in files if f not in set(held)], held

@@ -13,14 +13,17 @@
   channel mean and standard deviation (eqs. 5-6), content loss to the AdaIN target (eq. 12), style loss on the
   feature statistics (eq. 13).
 
-Feature maps are tensors of shape (N, C, H, W): N_l = C filters, M_l = H * W positions.
-"""
+Feature maps are tensors of shape (N, C, H, W): N_l = C filters, M_l = H * W positions."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from models import VGGFeatures
+
+if TYPE_CHECKING:  # annotations only: realtime imports this module
+    from realtime import RealtimeOptions
 
 
 # ----------------------------------------------------------------------------------------------- Gatys et al.
@@ -134,3 +137,43 @@ def adain_style_loss(features: Mapping[str, torch.Tensor], style_features: Mappi
         target_mean, target_std = channel_mean_std(target)
         total = total + F.mse_loss(mean, target_mean.expand_as(mean)) + F.mse_loss(std, target_std.expand_as(std))
     return total
+
+
+# ------------------------------------------------------------------------------------------------- losses
+class PerceptualLoss(torch.nn.Module):
+    """Johnson's perceptual loss with precomputed style Grams for each style (index = style number)."""
+
+    def __init__(self, options: RealtimeOptions, style_images: Sequence[torch.Tensor], vgg: VGGFeatures | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.layer_weights = options.layer_weights()
+        layers = list(dict.fromkeys([options.content_layer, *options.style_layers]))
+        self.vgg = vgg if vgg is not None else VGGFeatures(layers, weights=options.vgg_weights)
+        with torch.no_grad():
+            grams = [self.style_grams(image) for image in style_images]
+        for layer in options.style_layers:  # (n_styles, C, C) buffers, so .to(device) moves them
+            self.register_buffer(f"gram_{layer}", torch.cat([g[layer] for g in grams]))
+
+    def style_grams(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised Gram matrices G^phi_j(y_s) of one style image (Johnson eq. 3), each (1, C, C)."""
+        features = self.vgg(image, self.options.style_layers)
+        return {layer: gram_matrix(features[layer], normalize=True) for layer in self.options.style_layers}
+
+    def target_grams(self, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-sample targets (N, C, C) for style mixing weights (N, n_styles)."""
+        return {l: torch.einsum("ns,scd->ncd", weights.float(), getattr(self, f"gram_{l}")) for l in self.options.style_layers}
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor, weights: torch.Tensor,
+                content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"content", "style", "tv", "total"} for outputs y_hat, content images y_c and style weights (N, S)."""
+        o = self.options
+        features = self.vgg(output)
+        if content_features is None:
+            with torch.no_grad():
+                content_features = self.vgg(content, [o.content_layer])[o.content_layer]
+        content_term = feature_reconstruction_loss(features[o.content_layer], content_features)
+        targets = self.target_grams(weights)
+        style_term = sum(w * style_reconstruction_loss(features[l], targets[l]) for l, w in self.layer_weights.items())
+        tv_term = total_variation_loss(output) / output.numel()
+        total = o.content_weight * content_term + o.style_weight * style_term + o.tv_weight * tv_term
+        return {"content": content_term, "style": style_term, "tv": tv_term, "total": total}

@@ -26,14 +26,11 @@ What :class:`Experiment` guarantees:
 * epoch copies are atomic too; one lost to a kill during the copy is recreated on resume, and orphan ``.tmp``
   files are removed (with a warning);
 * ``output_dir`` is locked (``run_lock``): a second live process gets :class:`OutputDirLockedError` naming the
-  holder, a stale lock of a killed process is taken over; DDP workers stop when their launcher dies.
-"""
+  holder, a stale lock of a killed process is taken over; DDP workers stop when their launcher dies."""
 from __future__ import annotations
 
 import abc
 import contextlib
-import functools
-import hashlib
 import json
 import math
 import os
@@ -52,37 +49,42 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-import run_lock
-from run_lock import OutputDirLockedError
-
 try:  # tqdm is optional: without it there is simply no progress bar.
     from tqdm.auto import tqdm as _tqdm
 except ImportError:  # pragma: no cover - depends on the environment
     _tqdm = None
 
-__all__ = [
-    "NeuralNetwork", "StatsManager", "TrainingModel", "SupervisedModel", "Experiment",
-    "ResumableSampler", "SeededDataset", "ConfigMismatchError", "NonFiniteLossError",
-    "CheckpointError", "OutputDirLockedError", "plot_history", "to_device", "auto_device", "derive_seed", "resolve_amp",
-    "bf16_supported", "bf16_native", "cpu_bf16_native", "resolve_device", "CheckpointSchedule", "arch_supported", "cuda_unusable_reason", "grad_scaler",
-]
-
-CHECKPOINT_NAME = "checkpoint.pth.tar"
-PREV_CHECKPOINT_NAME = "checkpoint.prev.pth.tar"
-CHECKPOINT_FORMAT = 1
-
-
-# ----------------------------------------------------------------------------- errors
-class ConfigMismatchError(ValueError):
-    """The experiment's configuration differs from the one stored in ``output_dir``."""
+import checkpoint
+from checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    PREV_CHECKPOINT_NAME,
+    CheckpointError,
+    ConfigMismatchError,
+    OutputDirLockedError,
+    _atomic_write_bytes,
+    _capture_rng_state,
+    _config_diff,
+    _flatten,
+    _fsync_dir,
+    _optimizer_hyperparameters,
+    _plain,
+    _restore_rng_state,
+    first_non_finite,
+)
+from runtime import (
+    _dist_info,
+    _seed_global_rngs,
+    derive_seed,
+    grad_scaler,
+    resolve_amp,
+    resolve_device,
+    to_device,
+)
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss (or parameter) became NaN or infinite; nothing was saved after it."""
-
-
-class CheckpointError(RuntimeError):
-    """Checkpoints exist but none can be loaded (or one does not fit the model)."""
 
 
 # ----------------------------------------------------------------------------- course classes
@@ -120,320 +122,6 @@ class StatsManager:
     def summarize(self) -> Any:
         """Statistics of the epoch (default: the mean loss)."""
         return self.running_loss / self.number_update if self.number_update else float("nan")
-
-
-# ----------------------------------------------------------------------------- helpers
-def auto_device() -> torch.device:
-    """CUDA (the local rank's GPU under torchrun) if this torch build can run on it, then Apple MPS, then CPU.
-
-    ``torch.cuda.is_available()`` alone is not enough: a wheel without kernels for the GPU's architecture (recent
-    wheels dropped Pascal, sm_6x) fails at the first convolution with "no kernel image is available". Such a GPU
-    is skipped with a warning saying why (see :func:`cuda_unusable_reason`).
-    """
-    if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        reason = cuda_unusable_reason(device.index)
-        if reason is None:
-            return device
-        warnings.warn(f"{reason}; running on the CPU instead", stacklevel=2)
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def resolve_device(device: torch.device | str | None = None) -> torch.device:
-    """``device``, or :func:`auto_device` for None; a bare "cuda" gets the current GPU's index (what
-    ``torch.cuda.mem_get_info`` on torch <= 2.4 and the per-device RNG calls need)."""
-    if device is None:
-        return auto_device()
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def arch_supported(capability: tuple[int, int], arch_list: Iterable[str]) -> bool:
-    """True if a build compiled for ``arch_list`` (``torch.cuda.get_arch_list()``) runs on a GPU of ``capability``.
-
-    CUDA's compatibility rules: a cubin ``sm_XY`` runs on devices of the same major version X and minor >= Y; PTX
-    ``compute_XY`` is compiled just in time for any device >= X.Y. An empty list (unknown build) counts as supported.
-    """
-    arch_list = list(arch_list)
-    if not arch_list:
-        return True
-    for arch in arch_list:
-        kind, _, digits = arch.partition("_")
-        if not digits.rstrip("af").isdigit():
-            continue
-        number = int(digits.rstrip("af"))
-        major, minor = divmod(number, 10)
-        if kind == "sm" and major == capability[0] and minor <= capability[1]:
-            return True
-        if kind == "compute" and (major, minor) <= tuple(capability):
-            return True
-    return False
-
-
-@functools.lru_cache(maxsize=None)
-def cuda_unusable_reason(index: int = 0) -> str | None:
-    """Why CUDA device ``index`` cannot run this torch build (None if it can): architecture check, then one tiny op."""
-    capability = tuple(torch.cuda.get_device_capability(index))
-    arch_list = torch.cuda.get_arch_list()
-    name = torch.cuda.get_device_name(index)
-    if not arch_supported(capability, arch_list):
-        return (f"CUDA GPU {index} ({name}, compute capability {capability[0]}.{capability[1]}) is not supported by "
-                f"this torch {torch.__version__} build (compiled for {' '.join(arch_list)}); install a torch wheel "
-                "built for it (e.g. an older CUDA 11.8/12.1 wheel for Pascal GPUs)")
-    try:  # the architecture list can be right and the driver still too old, or the GPU busy in exclusive mode
-        (torch.ones(8, device=torch.device("cuda", index)) * 2).sum().item()
-    except RuntimeError as error:
-        return f"CUDA GPU {index} ({name}) fails a test operation ({str(error).splitlines()[0]})"
-    return None
-
-
-def bf16_supported(device: torch.device | str) -> bool:
-    """Whether bfloat16 autocast runs on ``device`` at all: any CPU (natively only with AVX512-BF16 or AMX, see
-    :func:`cpu_bf16_native`), CUDA GPUs of compute capability >= 8.0 (Ampere; older ones emulate it far slower than
-    fp32, older torch raises)."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        return True
-    if device.type == "cuda":
-        return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
-    return False
-
-
-def cpu_bf16_native(cpu_flags: str | None = None) -> bool:
-    """Whether this CPU has bfloat16 instructions (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo's flags).
-
-    Without them oneDNN falls back to a slow reference path: on a 2-core AVX2-only AMD EPYC, a 64-channel 3x3
-    convolution's forward + backward took 9.1 s in bf16 autocast against 0.23 s in fp32 (40x slower, measured).
-    ``cpu_flags`` (the flags line) is for tests; elsewhere than Linux the answer is False (fp32 is the safe choice).
-    """
-    if cpu_flags is None:
-        try:
-            with open("/proc/cpuinfo") as cpuinfo:
-                cpu_flags = next((line for line in cpuinfo if line.startswith("flags")), "")
-        except OSError:
-            return False
-    flags = set(cpu_flags.split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def bf16_native(device: torch.device | str) -> bool:
-    """Whether bfloat16 is fast on ``device``: a CPU with :func:`cpu_bf16_native`, or a CUDA GPU with bf16 units."""
-    device = torch.device(device)
-    return cpu_bf16_native() if device.type == "cpu" else bf16_supported(device)
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """The inference/optimisation precision that runs on ``device`` for ``precision``: "fp32", "bf16" or "fp16".
-
-    "auto": bf16 autocast where the hardware runs it natively (:func:`bf16_native`: CPUs with AVX512-BF16 or AMX, CUDA
-    compute capability >= 8.0), fp32 elsewhere. fp16 on pre-Ampere CUDA GPUs would be chosen only where a benchmark
-    showed its loss within 3 % of fp32; no such benchmark exists yet, so auto is fp32 there (ask for "fp16" to use
-    their fp16 units). An explicit "fp16" off CUDA, or "bf16" where :func:`bf16_supported` is False, warns and runs
-    fp32; "bf16" on a CPU without bf16 instructions runs as asked (emulated, ~40x slower here) with a warning.
-    Autocast only changes the networks' passes: losses and Gram matrices are computed in fp32 (``losses``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, got {precision!r}")
-    device = torch.device(device)
-    if precision == "auto":
-        return "bf16" if device.type in ("cpu", "cuda") and bf16_native(device) else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        warnings.warn(f"precision='fp16' needs a CUDA GPU; running in fp32 on {device}", stacklevel=3)
-        return "fp32"
-    if precision == "bf16" and not bf16_supported(device):
-        warnings.warn(f"precision='bf16' is not native on {device}; running in fp32 "
-                      "(precision='fp16' uses a CUDA GPU's fp16 units)", stacklevel=3)
-        return "fp32"
-    if precision == "bf16" and not bf16_native(device):
-        warnings.warn(f"precision='bf16' on a CPU without bfloat16 instructions (no avx512_bf16/amx_bf16) is emulated, "
-                      "about 40x slower than fp32; running emulated bf16 as asked (precision='auto' runs fp32 here)",
-                      stacklevel=3)
-    return precision
-
-
-def precision_autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
-    """Autocast for a precision already resolved by :func:`resolve_precision` (fp32: autocast off)."""
-    device = torch.device(device)
-    if precision == "fp32":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def grad_scaler(device_type: str, enabled: bool) -> Any:
-    """``torch.amp.GradScaler(device_type, enabled=...)``; on torch < 2.3 (no ``torch.amp.GradScaler``) the CUDA
-    one, which is all loss scaling needs there (fp16 is CUDA-only) and is harmless when disabled."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler(device_type, enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled and device_type == "cuda")
-
-
-def to_device(obj: Any, device: torch.device | str, non_blocking: bool = True) -> Any:
-    """Move tensors inside (nested) tuples, lists and dicts to ``device``."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=non_blocking)
-    if isinstance(obj, Mapping):
-        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        moved = [to_device(v, device, non_blocking) for v in obj]
-        return type(obj)(*moved) if hasattr(obj, "_fields") else type(obj)(moved)
-    return obj
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed that is a pure function of ``parts`` (stable across processes)."""
-    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-def _plain(obj: Any) -> Any:
-    """Convert tensors / numpy scalars to python numbers so that history is weights_only-safe."""
-    if isinstance(obj, torch.Tensor):
-        return obj.item() if obj.numel() == 1 else obj.detach().cpu().tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)
-
-
-def _dist_info() -> tuple[int, int]:
-    """(rank, world_size); (0, 1) unless torch.distributed is initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _capture_rng_state(device: torch.device) -> dict[str, Any]:
-    """Global RNG states (CPU and the training device) as tensors / lists / numbers."""
-    version, mt_state, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [version, list(mt_state), gauss],
-        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":  # only this process's GPU (others may belong to other DDP ranks)
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    """Inverse of :func:`_capture_rng_state`."""
-    version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
-    elif "mps" in state and device.type == "mps":
-        torch.mps.set_rng_state(state["mps"])
-
-
-def _seed_global_rngs(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (best effort: not possible on every OS / file system)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Write via ``write(file)`` to ``path`` atomically: temp file, flush, fsync, os.replace."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def first_non_finite(model: "TrainingModel") -> str | None:
-    """Name of the first NaN/inf tensor of the state a checkpoint would hold: network parameters and buffers,
-    optimiser state, the AMP loss scale and tensors of ``extra_state()``; None when everything is finite."""
-    names: dict[int, str] = {}
-    for net_name, network in model.networks.items():
-        for key, tensor in network.state_dict(keep_vars=True).items():
-            names[id(tensor)] = f"{net_name}.{key}"
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
-                return f"network {net_name!r} tensor {key!r}"
-    for opt_name, optimizer in model.optimizers.items():
-        for param, state in optimizer.state.items():
-            for key, value in state.items():
-                if (isinstance(value, torch.Tensor) and value.is_floating_point()
-                        and not bool(torch.isfinite(value).all())):
-                    return f"optimizer {opt_name!r} state {key!r} of {names.get(id(param), 'a parameter')}"
-    if model.scaler.is_enabled():
-        scale = model.scaler.get_scale()
-        if not math.isfinite(scale) or scale <= 0:
-            return f"AMP loss scale ({scale})"
-    stack: list[tuple[str, Any]] = [("extra_state", model.extra_state())]
-    while stack:
-        where, value = stack.pop()
-        if isinstance(value, torch.Tensor):
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                return where
-        elif isinstance(value, Mapping):
-            stack.extend((f"{where}[{k!r}]", v) for k, v in value.items())
-        elif isinstance(value, (list, tuple)):
-            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
-        elif isinstance(value, float) and not math.isfinite(value):
-            return where
-    return None
-
-
-class CheckpointSchedule:
-    """When a long run writes its next checkpoint: after ``minutes`` of wall time or ``iterations`` steps since the
-    last one, whichever comes first (None switches a criterion off). Time bounds the work a crash can lose on any
-    device; counting alone saves every few seconds on a GPU (4,000 fsynced saves in a 40k-iteration run)."""
-
-    def __init__(self, iterations: int | None = None, minutes: float | None = 10.0, start_iteration: int = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if iterations is not None and iterations < 1 or minutes is not None and minutes <= 0:
-            raise ValueError(f"checkpoint interval must be >= 1 iteration / > 0 minutes (or None), got "
-                             f"iterations={iterations}, minutes={minutes}")
-        self.iterations, self.minutes, self.clock = iterations, minutes, clock
-        self.saved(start_iteration)
-
-    def saved(self, iteration: int) -> None:
-        """Record that a checkpoint was written at ``iteration`` (now)."""
-        self.last_iteration, self.last_time = iteration, self.clock()
-
-    def due(self, iteration: int) -> bool:
-        """Whether a checkpoint is due at ``iteration``."""
-        if iteration <= self.last_iteration:
-            return False
-        by_count = self.iterations is not None and iteration - self.last_iteration >= self.iterations
-        by_time = self.minutes is not None and self.clock() - self.last_time >= self.minutes * 60
-        return by_count or by_time
 
 
 # ----------------------------------------------------------------------------- data
@@ -499,31 +187,6 @@ class SeededDataset(Dataset):
             finally:
                 random.setstate(python_state)
                 np.random.set_state(numpy_state)
-
-
-# ----------------------------------------------------------------------------- models
-def resolve_amp(amp: bool | str | None, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp``: False/None -> none; True or "fp16" -> float16 (CUDA only, with loss scaling;
-    elsewhere a warning and float32); "bf16" -> bfloat16 where :func:`bf16_supported` (measured 1.7x faster
-    real-time training on an AVX-512-bf16 CPU, see README; elsewhere a warning and float32)."""
-    if amp is None or amp is False or amp == "":
-        return None
-    if amp is True or amp == "fp16":
-        if device.type == "cuda":
-            return torch.float16
-        warnings.warn(f"amp={amp!r} (float16) needs CUDA; on {device.type} training stays in float32 "
-                      "(amp='bf16' works on CPUs)")
-        return None
-    if amp == "bf16":
-        if bf16_supported(device):
-            if not bf16_native(device):
-                warnings.warn(f"amp='bf16' on a CPU without bfloat16 instructions (no avx512_bf16/amx_bf16) is emulated "
-                              "and can be 10-40x slower than float32; prefer amp=False here")
-            return torch.bfloat16
-        warnings.warn(f"amp='bf16' needs a CPU or a CUDA GPU of compute capability >= 8.0; on {device} training "
-                      "stays in float32 (amp='fp16' uses this GPU's fp16 units)")
-        return None
-    raise ValueError(f"amp must be False, True, 'fp16' or 'bf16', got {amp!r}")
 
 
 class TrainingModel:
@@ -710,39 +373,6 @@ class SupervisedModel(TrainingModel):
             setattr(self.stats_manager, key, value)
 
 
-# ----------------------------------------------------------------------------- config
-_OPTIMIZER_SKIP = {"params", "initial_lr", "foreach", "capturable", "differentiable", "fused"}
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = json.loads(json.dumps(_plain(value)))
-
-
-def _optimizer_hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Hyper-parameters of every param group (the lr before any scheduler decay)."""
-    out: dict[str, Any] = {}
-    for i, group in enumerate(optimizer.param_groups):
-        prefix = "" if i == 0 else f"group{i}."
-        for key, value in group.items():
-            if key in _OPTIMIZER_SKIP or not isinstance(value, (bool, int, float, str, tuple, list, type(None))):
-                continue
-            if key == "lr":
-                value = group.get("initial_lr", value)
-            out[prefix + key] = value.item() if isinstance(value, torch.Tensor) else value
-    return out
-
-
-def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """{key: (stored, new)} for every key whose value differs ('<missing>' when absent)."""
-    keys = list(old) + [k for k in new if k not in old]
-    return {k: (old.get(k, "<missing>"), new.get(k, "<missing>"))
-            for k in keys if old.get(k, "<missing>") != new.get(k, "<missing>")}
-
-
 # ----------------------------------------------------------------------------- experiment
 class Experiment:
     """Trains a :class:`TrainingModel` (or a course ``NeuralNetwork``) with resumable checkpoints.
@@ -799,7 +429,7 @@ class Experiment:
         if self.world_size > 1:
             if self.device.type == "cuda":  # NCCL uses the current device: one GPU per rank
                 torch.cuda.set_device(self.device)
-            run_lock.stop_when_parent_dies()  # a killed torchrun launcher must not leave workers writing
+            checkpoint.stop_when_parent_dies()  # a killed torchrun launcher must not leave workers writing
         self.model.set_precision(amp, self.device)
         self.amp, self.amp_dtype = self.model.amp, self.model.amp_dtype
         self.model.to(self.device)
@@ -948,7 +578,7 @@ class Experiment:
                 self.output_dir.mkdir(parents=True, exist_ok=True)
                 if not os.access(self.output_dir, os.W_OK | os.X_OK):
                     raise PermissionError(f"output_dir {self.output_dir} is not writable")
-                self._release_lock = run_lock.acquire(self.output_dir, self)
+                self._release_lock = checkpoint.acquire(self.output_dir, self)
             except (OSError, OutputDirLockedError) as caught:
                 error = caught
         if self.any_rank(error is not None):
@@ -1318,10 +948,6 @@ class Experiment:
             self.model.train()
         return self.model.evaluate_summary({k: s / max(count, 1) for k, s in sums.items()})
 
-    def plot_history(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Plot this experiment's history (see :func:`plot_history`)."""
-        return plot_history(self.history, ax=ax, **kwargs)
-
 
 # ----------------------------------------------------------------------------- plotting
 _NOT_PLOTTED = ("epoch", "iteration", "lr")
@@ -1339,41 +965,3 @@ def _flatten_numeric(entry: Mapping[str, Any], prefix: str = "") -> dict[str, fl
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[name] = float(value)
     return out
-
-
-def plot_history(history: list[dict[str, Any]], ax: Any = None, keys: Iterable[str] | None = None,
-                 title: str = "Training history", logy: bool = False) -> Any:
-    """Plot every numeric series of ``history`` against the epoch; returns the matplotlib axes.
-
-    Nested entries are named ``val/loss`` etc.; ``keys`` selects series; identical series
-    (e.g. a supervised ``train`` summary equal to ``loss``) are drawn once.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    epochs = [entry.get("epoch", i + 1) for i, entry in enumerate(history)]
-    series: dict[str, list[float]] = {}
-    for entry in history:
-        for name, value in _flatten_numeric(entry).items():
-            series.setdefault(name, [math.nan] * len(epochs))
-    for i, entry in enumerate(history):
-        for name, value in _flatten_numeric(entry).items():
-            series[name][i] = value
-    wanted = list(keys) if keys is not None else list(series)
-    drawn: list[list[float]] = []
-    for name in wanted:
-        values = series.get(name)
-        if values is None or values in drawn:
-            continue
-        drawn.append(values)
-        ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, label=name)
-    ax.set_title(title)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    if logy:
-        ax.set_yscale("log")
-    if drawn:
-        ax.legend()
-    ax.grid(alpha=0.3)
-    return ax

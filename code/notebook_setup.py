@@ -12,8 +12,7 @@ A notebook opened directly (a grader's Jupyter, a student's Colab, `make demo`) 
 The notebook's own first lines find the repository (or clone :data:`REPO_URL` when the notebook was opened outside a
 clone, e.g. from GitHub in Colab) and put ``code/`` on ``sys.path``; they must work before this module exists, so
 they are a few lines in each notebook (``tests/test_notebooks.py`` checks every copy uses :data:`REPO_URL`).
-Only the standard library is imported at module level: this runs before anything is installed.
-"""
+Only the standard library is imported at module level: this runs before anything is installed."""
 from __future__ import annotations
 
 import importlib
@@ -32,11 +31,23 @@ from typing import Callable, Iterable, Sequence
 #: The repository the notebooks clone when opened outside a clone. Edit here, in each notebook's first cell and in the
 #: README's Colab badges together (a test checks they agree); ``$STYLE_TRANSFER_REPO_URL`` overrides it at run time.
 REPO_URL = "https://github.com/ece285-style-transfer/style-transfer.git"
+
+
 TORCH_PACKAGES = ("torch", "torchvision")
+
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
 SAMPLE_DIR = Path("assets") / "sample"
+
+
 DOMAINS = ("photos", "paintings")
+
+
 ENV_DATA, ENV_RUNS, ENV_QUICK, ENV_THREADS = "STYLE_DATA", "STYLE_RUNS", "QUICK", "TORCH_NUM_THREADS"
+
+
 ENV_DOMAIN = {"photos": "STYLE_PHOTOS", "paintings": "STYLE_PAINTINGS"}
 
 
@@ -262,7 +273,7 @@ def resolve_data(root: str | os.PathLike, data: str | os.PathLike | None = None,
 
 def report_data(folders: DataFolders, domains: Iterable[str] = DOMAINS, log: Callable[[str], None] = print) -> None:
     """Print where each domain's images come from, and a clear warning when it is the shipped smoke-sized sample."""
-    from datasets import list_images
+    from imaging import list_images
 
     for domain in domains:
         folder = getattr(folders, domain)
@@ -298,7 +309,7 @@ def set_threads(environ: dict[str, str] | None = None) -> int:
     """CPU threads for torch: ``$TORCH_NUM_THREADS``, else the cores other jobs leave free (``demo.free_cpu_threads``)."""
     environ = os.environ if environ is None else environ
     import torch
-    from demo import free_cpu_threads
+    from runtime import free_cpu_threads
 
     threads = int(environ.get(ENV_THREADS) or 0) or free_cpu_threads()
     torch.set_num_threads(threads)

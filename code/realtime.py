@@ -13,36 +13,43 @@ Each mini-batch trains one style, cycling through the styles (Dumoulin et al. se
 stylises a photo of any size, and styles blend by mixing the conditional-norm parameters.
 
 Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``stylize``, ``stylize_folder``,
-``export_onnx``, ``compare_with_optimisation``, ``average_models``; and a command line (``python code/realtime.py -h``).
-"""
+``export_onnx``, ``compare_with_optimisation``, ``average_models``; and a command line (``python code/realtime.py -h``)."""
 from __future__ import annotations
 
 import argparse
 import inspect
 import json
 import math
-import platform
 import shutil
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+import checkpoint
+import imaging
+import nntools
+import runtime
 import torch
 import torch.nn.functional as F
-
-import versions  # noqa: F401  (start-up check: Python >= 3.10, torch >= 2.1, clear error otherwise)
-import assets
-import checks
-import nntools
-from datasets import ImageFolderDataset, list_images
-from imaging import MIN_SIDE, check_output_dir, check_output_file, load_image, resize_tensor, save_image
-from losses import feature_reconstruction_loss, gram_matrix, style_reconstruction_loss, total_variation_loss
-from models import VGGFeatures
-from transformer_net import TransformerNet, widen
+import weights
+from imaging import (
+    MIN_SIDE,
+    ImageFolderDataset,
+    check_output_dir,
+    check_output_file,
+    list_images,
+    load_image,
+    save_image,
+    split_holdout,
+)
+from losses import PerceptualLoss
+from models import TransformerNet, VGGFeatures, widen
+from runtime import _device_name
 
 StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
+
+
 # Options that set when to stop, log or save, not what is learnt: left out of the run's config, so changing them (or
 # adding one, as checkpoint_minutes/checkpoint_every were) never stops a resume with ConfigMismatchError.
 CADENCE_OPTIONS = ("iterations", "sample_every", "export_every", "checkpoint_minutes", "checkpoint_every")
@@ -79,14 +86,14 @@ class RealtimeOptions:
 
     def __post_init__(self) -> None:
         """Reject values that would train silently on something else (names the option and what it expects)."""
-        from vgg import check_layers
+        from models import check_layers
 
-        checks.integer("image_size", self.image_size, 16)
-        checks.integer("batch_size", self.batch_size, 1)
-        checks.integer("iterations", self.iterations, 0)  # 0: measure the untrained network (never exported)
-        checks.number("learning_rate", self.learning_rate, positive=True)
+        imaging.integer("image_size", self.image_size, 16)
+        imaging.integer("batch_size", self.batch_size, 1)
+        imaging.integer("iterations", self.iterations, 0)  # 0: measure the untrained network (never exported)
+        imaging.number("learning_rate", self.learning_rate, positive=True)
         for name in ("content_weight", "style_weight", "tv_weight", "style_lr_scale"):
-            checks.number(name, getattr(self, name), minimum=0)
+            imaging.number(name, getattr(self, name), minimum=0)
         if self.content_weight == 0 and self.style_weight == 0:
             raise ValueError("content_weight and style_weight are both 0: nothing to learn")
         if isinstance(self.style_layers, str) or not self.style_layers:
@@ -97,18 +104,18 @@ class RealtimeOptions:
                 raise ValueError(f"style_layer_weights has {len(self.style_layer_weights)} entries for "
                                  f"{len(self.style_layers)} style_layers")
             for weight in self.style_layer_weights:
-                checks.number("style_layer_weights", weight, minimum=0)
-        checks.integer("style_size", self.style_size, 16, allow_none=True)
-        checks.integer("load_size", self.load_size, self.image_size, allow_none=True)
+                imaging.number("style_layer_weights", weight, minimum=0)
+        imaging.integer("style_size", self.style_size, 16, allow_none=True)
+        imaging.integer("load_size", self.load_size, self.image_size, allow_none=True)
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale!r}")
-        checks.number("width", self.width, positive=True)
+        imaging.number("width", self.width, positive=True)
         if round(32 * self.width) < 1:
             raise ValueError(f"width must be >= {1 / 64} (at least one channel in the first layer), got {self.width}")
-        checks.integer("holdout", self.holdout, 1)
-        checks.integer("seed", self.seed, 0)
-        checks.integer("sample_every", self.sample_every, 1)
-        checks.integer("export_every", self.export_every, 1, allow_none=True)
+        imaging.integer("holdout", self.holdout, 1)
+        imaging.integer("seed", self.seed, 0)
+        imaging.integer("sample_every", self.sample_every, 1)
+        imaging.integer("export_every", self.export_every, 1, allow_none=True)
         if self.amp not in (False, True, "fp16", "bf16", None, ""):
             raise ValueError(f"amp must be False, True, 'fp16' or 'bf16', got {self.amp!r}")
 
@@ -124,46 +131,6 @@ class RealtimeOptions:
         if len(weights) != len(self.style_layers):
             raise ValueError(f"{len(self.style_layers)} style layers but {len(weights)} layer weights")
         return dict(zip(self.style_layers, map(float, weights)))
-
-
-# ------------------------------------------------------------------------------------------------- losses
-class PerceptualLoss(torch.nn.Module):
-    """Johnson's perceptual loss with precomputed style Grams for each style (index = style number)."""
-
-    def __init__(self, options: RealtimeOptions, style_images: Sequence[torch.Tensor], vgg: VGGFeatures | None = None) -> None:
-        super().__init__()
-        self.options = options
-        self.layer_weights = options.layer_weights()
-        layers = list(dict.fromkeys([options.content_layer, *options.style_layers]))
-        self.vgg = vgg if vgg is not None else VGGFeatures(layers, weights=options.vgg_weights)
-        with torch.no_grad():
-            grams = [self.style_grams(image) for image in style_images]
-        for layer in options.style_layers:  # (n_styles, C, C) buffers, so .to(device) moves them
-            self.register_buffer(f"gram_{layer}", torch.cat([g[layer] for g in grams]))
-
-    def style_grams(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Normalised Gram matrices G^phi_j(y_s) of one style image (Johnson eq. 3), each (1, C, C)."""
-        features = self.vgg(image, self.options.style_layers)
-        return {layer: gram_matrix(features[layer], normalize=True) for layer in self.options.style_layers}
-
-    def target_grams(self, weights: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-sample targets (N, C, C) for style mixing weights (N, n_styles)."""
-        return {l: torch.einsum("ns,scd->ncd", weights.float(), getattr(self, f"gram_{l}")) for l in self.options.style_layers}
-
-    def forward(self, output: torch.Tensor, content: torch.Tensor, weights: torch.Tensor,
-                content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """{"content", "style", "tv", "total"} for outputs y_hat, content images y_c and style weights (N, S)."""
-        o = self.options
-        features = self.vgg(output)
-        if content_features is None:
-            with torch.no_grad():
-                content_features = self.vgg(content, [o.content_layer])[o.content_layer]
-        content_term = feature_reconstruction_loss(features[o.content_layer], content_features)
-        targets = self.target_grams(weights)
-        style_term = sum(w * style_reconstruction_loss(features[l], targets[l]) for l, w in self.layer_weights.items())
-        tv_term = total_variation_loss(output) / output.numel()
-        total = o.content_weight * content_term + o.style_weight * style_term + o.tv_weight * tv_term
-        return {"content": content_term, "style": style_term, "tv": tv_term, "total": total}
 
 
 # ------------------------------------------------------------------------------------------ training model
@@ -238,17 +205,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-# ------------------------------------------------------------------------------------------------ training
-def split_holdout(photos_dir: str | Path, holdout: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files): ``holdout`` photos drawn with a fixed seed, never trained on."""
-    files = list_images(photos_dir)
-    if holdout >= len(files):
-        raise ValueError(f"holdout={holdout} leaves no training photos in {photos_dir} ({len(files)} images)")
-    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
-    held = sorted(files[i] for i in order[:holdout])
-    return [f for f in files if f not in set(held)], held
-
-
 def load_style_images(style_images: Mapping[str, str | Path], style_size: int | None) -> dict[str, torch.Tensor]:
     """{name: (1, 3, H, W)} style images, longest side ``style_size``."""
     if not style_images:
@@ -274,7 +230,7 @@ def train_realtime(
     options: RealtimeOptions | None = None,
     max_minutes: float | None = None,
     export_name: str | None = None,
-    assets_dir: Path = assets.ASSETS_DIR,
+    assets_dir: Path = weights.ASSETS_DIR,
     device: str | torch.device | None = None,
     progress: bool = True,
     accept_config_changes: Sequence[str] | str = (),
@@ -311,7 +267,7 @@ def train_realtime(
     )
     experiment.skipped = train_set.skipped + val_set.skipped
     experiment.autosave = False  # checkpoints follow `schedule` (and every stop), not every run() call
-    schedule = nntools.CheckpointSchedule(options.checkpoint_every, options.checkpoint_minutes, experiment.iteration)
+    schedule = checkpoint.CheckpointSchedule(options.checkpoint_every, options.checkpoint_minutes, experiment.iteration)
     warm_start = _warm_start(model, init_from, experiment, output_dir) if init_from else _read_warm_start(output_dir)
     samples_dir = Path(output_dir) / "samples"
     held_photos = torch.stack([val_set[i] for i in range(min(4, len(val_set)))]).to(experiment.device)
@@ -385,7 +341,7 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
             raise ValueError(f"init_from {init_from!r} has width {trained_width}; a run of width {model.transformer.width} "
                              f"can only start from it by widening by a whole factor (e.g. width {trained_width * 2})")
         trained = widen(trained, round(factor), generator=torch.Generator().manual_seed(model.options.seed))
-    assets.load_state_into(model.transformer, trained.state_dict(), str(init_from))
+    weights.load_state_into(model.transformer, trained.state_dict(), str(init_from))
     model.transformer.to(experiment.device)
     record = {"from": str(init_from), "iterations": int(recipe.get("iterations", 0)),
               "wall_seconds": float(recipe.get("wall_seconds", 0.0)), "device": recipe.get("device"),
@@ -420,12 +376,6 @@ def _previous_wall_seconds(log: Path) -> float:
     return seconds + offset
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
-
-
 # ------------------------------------------------------------------------------------------ export / load
 def export_model(
     model: TransformerNet,
@@ -433,7 +383,7 @@ def export_model(
     options: RealtimeOptions,
     style_images: Mapping[str, str | Path],
     recipe_extra: Mapping[str, Any] | None = None,
-    assets_dir: Path = assets.ASSETS_DIR,
+    assets_dir: Path = weights.ASSETS_DIR,
 ) -> Path:
     """Write ``assets_dir/name`` (fp16 state dict, SHA-256 and recipe in its MANIFEST.json); copy the style images.
 
@@ -456,7 +406,7 @@ def export_model(
         "kind": "realtime_style_transfer", "architecture": model.config(), "styles": style_names,
         "style_images": copied, "options": _jsonable(asdict(options)), **_jsonable(dict(recipe_extra or {})),
     }
-    return assets.save_fp16_weights(model.state_dict(), name, recipe, assets_dir=Path(assets_dir))
+    return weights.save_fp16_weights(model.state_dict(), name, recipe, assets_dir=Path(assets_dir))
 
 
 def architecture_from_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
@@ -466,16 +416,16 @@ def architecture_from_state(state: Mapping[str, torch.Tensor], source: str) -> d
         n_residual = len({k.split(".")[1] for k in state if k.startswith("residual.")})
     except (KeyError, ValueError, AttributeError) as error:
         keys = ", ".join(list(state)[:4])
-        raise assets.WeightsError(
+        raise weights.WeightsError(
             f"{source} is not a TransformerNet (real-time style) weights file: no conditional instance norm "
             f"'down.0.norm.gamma' (keys start with: {keys}). It was made for another architecture."
         ) from error
     return {"n_styles": int(n_styles), "width": c1 / 32, "n_residual": n_residual}
 
 
-def available_models(assets_dir: Path = assets.ASSETS_DIR) -> dict[str, list[str]]:
+def available_models(assets_dir: Path = weights.ASSETS_DIR) -> dict[str, list[str]]:
     """{weights file: [style names]} of the real-time models listed in the manifest."""
-    manifest = assets.read_manifest(Path(assets_dir) / "MANIFEST.json")
+    manifest = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")
     return {name: entry["recipe"].get("styles", []) for name, entry in manifest.items()
             if entry.get("recipe", {}).get("kind") == "realtime_style_transfer"}
 
@@ -485,7 +435,7 @@ def model_recipe(model: TransformerNet) -> dict[str, Any]:
     return dict(getattr(model, "recipe", {}))
 
 
-def shipped_style_images(model: TransformerNet, assets_dir: Path = assets.ASSETS_DIR) -> dict[str, Path]:
+def shipped_style_images(model: TransformerNet, assets_dir: Path = weights.ASSETS_DIR) -> dict[str, Path]:
     """{style name: style image in assets_dir} for a loaded model, from its recipe (in index order)."""
     files = model_recipe(model).get("style_images", {})
     missing = [name for name in model.style_names if name not in files or not (Path(assets_dir) / files[name]).exists()]
@@ -494,11 +444,11 @@ def shipped_style_images(model: TransformerNet, assets_dir: Path = assets.ASSETS
     return {name: Path(assets_dir) / files[name] for name in model.style_names}
 
 
-def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_DIR,
+def load_style_model(name_or_path: str | Path, assets_dir: Path = weights.ASSETS_DIR,
                      device: str | torch.device | None = None, precision: str = "auto") -> TransformerNet:
     """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path, on ``device``
-    (None: the GPU if there is a usable one, see :func:`nntools.resolve_device`; "cpu" to pin it). ``precision``
-    ("auto", "fp32", "bf16", "fp16"; see :func:`nntools.resolve_precision`) is what ``stylize`` autocasts to.
+    (None: the GPU if there is a usable one, see :func:`runtime.resolve_device`; "cpu" to pin it). ``precision``
+    ("auto", "fp32", "bf16", "fp16"; see :func:`runtime.resolve_precision`) is what ``stylize`` autocasts to.
 
     The file's SHA-256 is checked against the MANIFEST.json beside it. A style name selects the shipped model
     that carries it and makes that style the default of ``stylize``. Unknown names list the available styles.
@@ -524,20 +474,20 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = assets.ASSETS_
             )
         directory, file_name = Path(assets_dir), sorted(owners)[0]
         default_style = text
-    state = assets.load_verified_weights(file_name, directory)
+    state = weights.load_verified_weights(file_name, directory)
     architecture = architecture_from_state(state, str(directory / file_name))
     model = TransformerNet(**architecture)
-    assets.load_state_into(model, state, str(directory / file_name))
+    weights.load_state_into(model, state, str(directory / file_name))
     bad = [key for key, tensor in model.state_dict().items() if not bool(torch.isfinite(tensor).all())]
     if bad:
-        raise assets.WeightsError(f"{directory / file_name} holds NaN/infinite weights ({', '.join(bad[:3])}"
+        raise weights.WeightsError(f"{directory / file_name} holds NaN/infinite weights ({', '.join(bad[:3])}"
                                   f"{', ...' if len(bad) > 3 else ''}): it would stylise to black")
-    recipe = assets.read_manifest(directory / "MANIFEST.json").get(file_name, {}).get("recipe", {})
+    recipe = weights.read_manifest(directory / "MANIFEST.json").get(file_name, {}).get("recipe", {})
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
     model.recipe = recipe
-    device = nntools.resolve_device(device)
-    nntools.resolve_precision(precision, device)  # a bad value fails here, not at the first image
+    device = runtime.resolve_device(device)
+    runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     model.precision = precision
     return model.eval().to(device)
 
@@ -604,9 +554,9 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
     """Stylise an RGB [0, 1] image (1, 3, H, W) or (3, H, W) of any size (reflection-padded to multiples of 4).
 
     ``precision``: autocast of the forward pass (None: the model's, from :func:`load_style_model`, else "auto": bf16
-    where the device runs it natively, see :func:`nntools.resolve_precision`); the output is in the model's dtype."""
+    where the device runs it natively, see :func:`runtime.resolve_precision`); the output is in the model's dtype."""
     # 5 px: padded to 8, the first layer's 4-px reflection padding still fits (a 4-px side would not)
-    checks.image_tensor("image", image, min_side=5, batch=True)
+    imaging.image_tensor("image", image, min_side=5, batch=True)
     squeeze = image.dim() == 3
     if squeeze:
         image = image.unsqueeze(0)
@@ -618,8 +568,8 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
         mode = "reflect" if pad_h < height and pad_w < width else "replicate"
         image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
     weights = resolve_style(model, style).to(parameter.device)
-    ran = nntools.resolve_precision(precision or getattr(model, "precision", "auto"), parameter.device)
-    with torch.no_grad(), nntools.precision_autocast(ran, parameter.device):
+    ran = runtime.resolve_precision(precision or getattr(model, "precision", "auto"), parameter.device)
+    with torch.no_grad(), runtime.precision_autocast(ran, parameter.device):
         output = model(image, weights)[..., :height, :width].to(parameter.dtype)
     return output[0] if squeeze else output
 
@@ -633,7 +583,7 @@ def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNe
     if not isinstance(model, torch.nn.Module):
         model = load_style_model(model)
     written = []
-    ran = nntools.resolve_precision(getattr(model, "precision", "auto"), next(model.parameters()).device)
+    ran = runtime.resolve_precision(getattr(model, "precision", "auto"), next(model.parameters()).device)
     for path in tqdm(list_images(in_dir), desc=f"stylize ({ran})", disable=not progress):
         output = stylize(load_image(path, size, MIN_SIDE), model, style)
         written.append(save_image(output, Path(out_dir) / f"{path.stem}.png"))
@@ -669,72 +619,6 @@ def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = No
         **({"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}),  # torch >= 2.5
     )
     return path
-
-
-# ------------------------------------------------------------------------------------ quality comparison
-def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, iterations: int = 100,
-                   progress: bool = False) -> tuple[torch.Tensor, list[float]]:
-    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations (Gatys et al. sec. 3; no line
-    search, so one loss evaluation per iteration, as in neural-style), starting from ``init``.
-    Returns (x clamped to [0, 1], the loss at each evaluation)."""
-    from tqdm.auto import tqdm
-
-    image = init.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations * 5 // 4,
-                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
-    trace: list[float] = []
-    bar = tqdm(total=iterations + 1, desc="L-BFGS", disable=not progress, leave=False)
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(image)
-        loss.backward()
-        trace.append(float(loss.detach()))
-        bar.update()
-        return loss
-
-    optimizer.step(closure)
-    bar.close()
-    return image.detach().clamp(0, 1), trace
-
-
-def compare_with_optimisation(
-    model: TransformerNet, photos: Sequence[str | Path | torch.Tensor], options: RealtimeOptions,
-    style_images: Mapping[str, str | Path | torch.Tensor], size: int | None = None, iterations: int = 100,
-    progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Per (photo, style): the perceptual loss of the network's output and of ``iterations`` L-BFGS steps of the
-    Gatys optimisation on the *same* loss (same layers and weights as training), started from the photo.
-
-    Returns rows {"photo", "style", "network_loss", "optimised_loss", "ratio", "network_image",
-    "optimised_image"}; ratio = network / optimised (the quality bar asks for at most 2).
-    """
-    from tqdm.auto import tqdm
-
-    size = size or options.image_size
-    device = next(model.parameters()).device
-    styles = {k: (v if isinstance(v, torch.Tensor) else load_image(v, options.style_size)) for k, v in style_images.items()}
-    loss = PerceptualLoss(options, list(styles.values())).to(device)
-    names = list(getattr(model, "style_names", list(styles)))
-    rows = []
-    jobs = [(p, s) for p in photos for s in styles]
-    for photo, style in tqdm(jobs, desc="compare", disable=not progress):
-        image = photo if isinstance(photo, torch.Tensor) else load_image(photo, size)
-        image = image[..., : image.shape[-2] // 4 * 4, : image.shape[-1] // 4 * 4].to(device)
-        style_index = list(styles).index(style)
-        weights = F.one_hot(torch.tensor([style_index]), len(styles)).float().to(device)
-        with torch.no_grad():
-            network_image = stylize(image, model, names.index(style) if style in names else style_index)
-            content_features = loss.vgg(image, [options.content_layer])[options.content_layer]
-            network_loss = float(loss(network_image, image, weights, content_features)["total"])
-        optimised, trace = optimise_image(lambda x: loss(x, image, weights, content_features)["total"], image, iterations)
-        with torch.no_grad():
-            optimised_loss = float(loss(optimised, image, weights, content_features)["total"])
-        rows.append({"photo": Path(photo).name if not isinstance(photo, torch.Tensor) else "tensor", "style": style,
-                     "network_loss": network_loss, "optimised_loss": optimised_loss,
-                     "ratio": network_loss / optimised_loss, "network_image": network_image.cpu(),
-                     "optimised_image": optimised.cpu(), "trace": trace, "iterations": iterations})
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -825,8 +709,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         photos_dir = Path(args.photos or recipe["photos_dir"])
         photos = [photos_dir / name for name in recipe["held_out"][: args.count]]
         started = time.time()
+        from evaluation import (
+            compare_with_optimisation,  # evaluation imports this module
+        )
         rows = compare_with_optimisation(model, photos, options, shipped_style_images(model), args.size, args.iterations)
-        from realtime_plots import comparison_table
+        from figures import comparison_table
 
         print(comparison_table(rows))
         if args.json:
@@ -841,11 +728,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "average":
         model = average_models(args.snapshots)
         recipe = model_recipe(model)
-        style_dir = Path(args.style_images_dir) if args.style_images_dir else assets.ASSETS_DIR
+        style_dir = Path(args.style_images_dir) if args.style_images_dir else weights.ASSETS_DIR
         extra = {k: v for k, v in recipe.items() if k not in ("kind", "architecture", "styles", "style_images", "options")}
         path = export_model(model, args.export, RealtimeOptions.from_dict(recipe["options"]),
                             shipped_style_images(model, style_dir), recipe_extra=extra,
-                            assets_dir=Path(args.assets_dir) if args.assets_dir else assets.ASSETS_DIR)
+                            assets_dir=Path(args.assets_dir) if args.assets_dir else weights.ASSETS_DIR)
         print(f"averaged {len(args.snapshots)} snapshots into {path}")
         return
     if args.command == "train":
@@ -861,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.export:
             export_name = f"realtime_{'_'.join(styles) if len(styles) == 1 else f'{len(styles)}styles'}" if args.export == "auto" else args.export
         experiment = train_realtime(args.photos, styles, args.output, options, args.max_minutes, export_name,
-                                    assets_dir=Path(args.assets_dir) if args.assets_dir else assets.ASSETS_DIR,
+                                    assets_dir=Path(args.assets_dir) if args.assets_dir else weights.ASSETS_DIR,
                                     device=args.device, init_from=args.init_from,
                                     accept_config_changes="all" if list(args.accept_config_changes) == ["all"]
                                     else list(args.accept_config_changes))

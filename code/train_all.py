@@ -4,13 +4,12 @@
 
 Each call continues the checkpoints in ``--out`` for at most ``--minutes`` and then exports compact fp16 weights
 (with SHA-256 and recipe in a MANIFEST.json) to ``--export-dir``: chain calls until both phases report "finished",
-then compare the exported models with the shipped ones (``realtime.py compare``, ``cyclegan.evaluate_shipped``)
+then compare the exported models with the shipped ones (``realtime.py compare``, ``evaluation.evaluate_shipped``)
 and copy them to ``assets/`` only if they are better. Phases, in order:
 
 1. real-time network, the four shipped styles in one network (conditional instance norm): Johnson et al.'s
    setting, 256 px crops, batch 4, 40,000 iterations (10,000 per style);
-2. CycleGAN photo <-> painting: the paper's generator (ngf 64, 9 blocks) at 256 px, 20 + 20 epochs over the photos.
-"""
+2. CycleGAN photo <-> painting: the paper's generator (ngf 64, 9 blocks) at 256 px, 20 + 20 epochs over the photos."""
 from __future__ import annotations
 
 import argparse
@@ -19,11 +18,13 @@ import time
 from pathlib import Path
 
 import cyclegan
-import nntools
 import realtime
-from assets import ASSETS_DIR
+import runtime
+from weights import ASSETS_DIR
 
 REALTIME_STYLES = ("starry_night", "great_wave", "kandinsky_composition_viii", "night_cafe")
+
+
 # Config keys that follow the machine of each call: a run started on a GPU (fp16) may be resumed on a CPU (fp32) and
 # back without ConfigMismatchError; the change is recorded in the checkpoint's config_changes.
 DEVICE_DEPENDENT_KEYS = ("options.amp",)
@@ -31,7 +32,7 @@ DEVICE_DEPENDENT_KEYS = ("options.amp",)
 
 def amp_for_this_device() -> str | bool:
     """fp16 autocast on a usable CUDA GPU (every CUDA GPU has fp16 units, not every one bf16), else fp32."""
-    return "fp16" if nntools.auto_device().type == "cuda" else False
+    return "fp16" if runtime.auto_device().type == "cuda" else False
 
 
 def train_all(photos: Path, paintings: Path, out: Path, minutes: float, export_dir: Path,

@@ -43,11 +43,12 @@ def run_method(method: str, photos: Sequence[str], styles: dict[str, str], size:
     import adain
     import gatys
     import realtime
+    import runtime
     from imaging import load_image
 
     if threads:
         torch.set_num_threads(threads)
-    device = gatys.pick_device(device)
+    device = runtime.pick_device(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rows: list[dict[str, Any]] = []

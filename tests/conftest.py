@@ -1,4 +1,4 @@
-"""Test configuration: put ``code/`` on ``sys.path`` (``code`` is also a stdlib module, so we never ``import code``)."""
+"""Test configuration: put ``code/`` (and ``experiments/``) on ``sys.path`` (``code`` is also a stdlib module, so we never ``import code``)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "code"))
+sys.path[:0] = [str(ROOT / "code"), str(ROOT / "experiments")]  # experiments/: the notebooks' own helpers
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

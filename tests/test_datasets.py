@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from imaging import ImageFolderDataset, cached_bytes_estimate
 from PIL import Image
-
-from datasets import ImageFolderDataset, cached_bytes_estimate
 
 
 @pytest.fixture

@@ -21,13 +21,18 @@ import torch
 CODE_DIR = Path(__file__).resolve().parents[1] / "code"
 
 LAUNCHER = r'''
-import json, os, socket, sys, time
+import json
+import os
+import socket
+import sys
+import time
 sys.path.insert(0, {code_dir!r})
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 import nntools
+import runtime
 
 OUT, PORT = os.environ["OUT_DIR"], os.environ["PORT"]
 
@@ -44,7 +49,7 @@ class Regression(nntools.TrainingModel):
         self.ddp = self.net
 
     def set_input(self, batch):
-        self.x, self.d = nntools.to_device(batch, self.device)
+        self.x, self.d = runtime.to_device(batch, self.device)
 
     def optimize_parameters(self):
         time.sleep(float(os.environ.get("SLEEP", "0")))

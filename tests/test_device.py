@@ -2,12 +2,12 @@
 start-up version check, the memory estimate of the optimisers' state and the checkpoint schedule."""
 from __future__ import annotations
 
-import pytest
-import torch
-
+import checkpoint
 import gatys
 import nntools
-import versions
+import pytest
+import runtime
+import torch
 
 # A torch wheel for CUDA 12.8+ as shipped in 2025: no Pascal (sm_60/61) kernels, PTX only for the newest.
 RECENT_WHEEL = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]
@@ -24,7 +24,7 @@ RECENT_WHEEL = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120",
     ((7, 0), [], True),                                  # unknown build: trust the probe instead
 ])
 def test_architecture_rules(capability, arch_list, supported):
-    assert nntools.arch_supported(capability, arch_list) is supported
+    assert runtime.arch_supported(capability, arch_list) is supported
 
 
 @pytest.fixture
@@ -33,34 +33,34 @@ def pascal_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 1))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce GTX 1080 Ti")
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: RECENT_WHEEL)
-    nntools.cuda_unusable_reason.cache_clear()
+    runtime.cuda_unusable_reason.cache_clear()
     yield
-    nntools.cuda_unusable_reason.cache_clear()
+    runtime.cuda_unusable_reason.cache_clear()
 
 
 def test_gpu_without_kernels_in_this_wheel_falls_back_to_the_cpu_with_a_warning(pascal_gpu):
     with pytest.warns(UserWarning, match=r"GTX 1080 Ti, compute capability 6.1\) is not supported by this torch.*"
                                          r"sm_70.*running on the CPU instead"):
-        assert nntools.auto_device().type == "cpu"
-    assert gatys.pick_device().type == "cpu"  # the same single choice
-    assert gatys.pick_device("cpu").type == "cpu"
+        assert runtime.auto_device().type == "cpu"
+    assert runtime.pick_device().type == "cpu"  # the same single choice
+    assert runtime.pick_device("cpu").type == "cpu"
 
 
 def test_gpu_failing_a_test_operation_falls_back_to_the_cpu(pascal_gpu, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_60"])  # kernels exist, but no driver here
     with pytest.warns(UserWarning, match="fails a test operation.*running on the CPU instead"):
-        assert nntools.auto_device().type == "cpu"
+        assert runtime.auto_device().type == "cpu"
 
 
 def test_bf16_only_where_native(monkeypatch):
-    assert nntools.bf16_supported("cpu") and nntools.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
+    assert runtime.bf16_supported("cpu") and runtime.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
-    assert not nntools.bf16_supported("cuda:0")
+    assert not runtime.bf16_supported("cuda:0")
     with pytest.warns(UserWarning, match=r"amp='bf16' needs a CPU or a CUDA GPU of compute capability >= 8.0"):
-        assert nntools.resolve_amp("bf16", torch.device("cuda", 0)) is None
+        assert runtime.resolve_amp("bf16", torch.device("cuda", 0)) is None
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
-    assert nntools.bf16_supported("cuda:0") and nntools.resolve_amp("bf16", torch.device("cuda", 0)) is torch.bfloat16
-    assert not nntools.bf16_supported("mps")
+    assert runtime.bf16_supported("cuda:0") and runtime.resolve_amp("bf16", torch.device("cuda", 0)) is torch.bfloat16
+    assert not runtime.bf16_supported("mps")
 
 
 def test_loss_scaler_without_torch_amp_grad_scaler(monkeypatch):
@@ -81,12 +81,12 @@ def test_loss_scaler_without_torch_amp_grad_scaler(monkeypatch):
     ((3, 8, 10), "1.13.1", ["Python 3.8.10", "torch 1.13.1"]),
 ])
 def test_version_check(python, torch_version, problems):
-    found = versions.version_problems(python, torch_version)
+    found = runtime.version_problems(python, torch_version)
     assert len(found) == len(problems) and all(p in f for p, f in zip(problems, found)), found
     if problems:
-        with pytest.raises(versions.UnsupportedVersionError, match="too old"):
-            versions.check_versions(python, torch_version)
-    assert versions.parse_version("2.14.1+cu130") == (2, 14, 1) and versions.version_problems() == []
+        with pytest.raises(runtime.UnsupportedVersionError, match="too old"):
+            runtime.check_versions(python, torch_version)
+    assert runtime.parse_version("2.14.1+cu130") == (2, 14, 1) and runtime.version_problems() == []
 
 
 @pytest.mark.parametrize("name, optimizer_class, kwargs", [
@@ -122,7 +122,7 @@ def test_optimizer_memory_estimate_matches_the_state_really_kept(name, optimizer
 
 def test_checkpoint_schedule_by_time_and_by_count():
     now = [0.0]
-    schedule = nntools.CheckpointSchedule(iterations=500, minutes=10, start_iteration=100, clock=lambda: now[0])
+    schedule = checkpoint.CheckpointSchedule(iterations=500, minutes=10, start_iteration=100, clock=lambda: now[0])
     assert not schedule.due(100) and not schedule.due(599)
     assert schedule.due(600)  # 500 iterations since the start
     schedule.saved(600)
@@ -132,18 +132,18 @@ def test_checkpoint_schedule_by_time_and_by_count():
     assert schedule.due(700)  # 10 minutes
     schedule.saved(700)
     assert not schedule.due(700)  # nothing new to save
-    by_time = nntools.CheckpointSchedule(iterations=None, minutes=10, clock=lambda: now[0])
+    by_time = checkpoint.CheckpointSchedule(iterations=None, minutes=10, clock=lambda: now[0])
     assert not by_time.due(10**6)
     with pytest.raises(ValueError, match="checkpoint interval"):
-        nntools.CheckpointSchedule(iterations=0)
+        checkpoint.CheckpointSchedule(iterations=0)
 
 
 def test_cpu_bf16_native_reads_the_cpu_flags(monkeypatch):
-    assert nntools.cpu_bf16_native("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni")
-    assert nntools.cpu_bf16_native("flags : fpu amx_bf16 amx_tile")
-    assert not nntools.cpu_bf16_native("flags : fpu sse2 avx2 fma")  # an AVX2-only EPYC: emulated, slow
-    assert not nntools.cpu_bf16_native("flags : avx512f avx512bw")   # AVX-512 without its bf16 extension
+    assert runtime.cpu_bf16_native("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni")
+    assert runtime.cpu_bf16_native("flags : fpu amx_bf16 amx_tile")
+    assert not runtime.cpu_bf16_native("flags : fpu sse2 avx2 fma")  # an AVX2-only EPYC: emulated, slow
+    assert not runtime.cpu_bf16_native("flags : avx512f avx512bw")   # AVX-512 without its bf16 extension
     monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: False)
-    assert not nntools.bf16_native("cpu") and nntools.bf16_supported("cpu")
+    assert not runtime.bf16_native("cpu") and runtime.bf16_supported("cpu")
     with pytest.warns(UserWarning, match="emulated"):
-        assert nntools.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16  # still runs, as asked
+        assert runtime.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16  # still runs, as asked

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
+import evaluation
 import pytest
 import torch
 from torch import nn
-
-import evaluation
 
 
 def grey_image(luminance: torch.Tensor) -> torch.Tensor:

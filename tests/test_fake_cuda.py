@@ -12,23 +12,22 @@ import math
 import warnings
 from pathlib import Path
 
-import pytest
-import torch
-from PIL import Image
-
 import ablations
-import colors
 import cyclegan
 import demo
-import nntools
+import evaluation
+import imaging
+import pytest
 import realtime
+import runtime
+import torch
 import train_all
-from cyclegan import CycleGANModel, CycleGANOptions
-from cyclegan_nets import translate
+from cyclegan import CycleGANModel, CycleGANOptions, translate
 from fake_cuda import fake_cuda, is_fake_cuda
 from gatys import GatysOptions, StyleTransfer
 from imaging import load_image
-from vgg import VGGFeatures
+from models import VGGFeatures
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -64,7 +63,7 @@ def test_fake_gpu_fails_on_a_device_mix_as_cuda_does(gpu):
     on_gpu = torch.rand(3, 3, device="cuda:0")
     assert on_gpu.device == GPU and on_gpu.is_cuda and (on_gpu @ on_gpu).device == GPU
     with pytest.raises(RuntimeError, match="same device"):
-        on_gpu + torch.eye(3)  # what colors.match_color did (issue 17, item 4)
+        on_gpu + torch.eye(3)  # what imaging.match_color did (issue 17, item 4)
     with pytest.raises(RuntimeError, match="same device"):
         torch.nn.Linear(3, 3)(on_gpu)  # a module left on the CPU
     assert (on_gpu * torch.tensor(2.0)).device == GPU  # 0-dim CPU tensors are scalars, as on CUDA
@@ -79,9 +78,9 @@ def test_fake_gpu_fails_on_a_device_mix_as_cuda_does(gpu):
 
 
 def test_architecture_check_accepts_the_fake_gpu_and_the_device_choice_uses_it(gpu):
-    assert nntools.auto_device() == GPU and nntools.resolve_device("cuda") == GPU
-    assert nntools.resolve_device(None) == GPU and nntools.resolve_device("cpu").type == "cpu"
-    assert not nntools.bf16_supported(GPU) and nntools.bf16_supported("cpu")
+    assert runtime.auto_device() == GPU and runtime.resolve_device("cuda") == GPU
+    assert runtime.resolve_device(None) == GPU and runtime.resolve_device("cpu").type == "cpu"
+    assert not runtime.bf16_supported(GPU) and runtime.bf16_supported("cpu")
     assert train_all.amp_for_this_device() == "fp16"
 
 
@@ -164,7 +163,7 @@ def test_ablation_helpers_on_the_gpu(gpu, images):
 
 def test_color_match_on_the_gpu(gpu, images):
     content, style = images
-    matched = colors.match_color(style.to(GPU), content.to(GPU))
+    matched = imaging.match_color(style.to(GPU), content.to(GPU))
     assert matched.device == GPU
     pixels = matched.cpu()[0].reshape(3, -1)
     assert torch.allclose(pixels.mean(1), content[0].reshape(3, -1).mean(1), atol=0.02)
@@ -190,7 +189,7 @@ def test_realtime_inference_and_comparison_on_the_gpu(gpu, images):
     options = realtime.RealtimeOptions.from_dict(realtime.model_recipe(model)["options"])
     options = dataclasses.replace(options, image_size=32, style_size=32)
     styles = dict(list(realtime.shipped_style_images(model).items())[:1])
-    (row,) = realtime.compare_with_optimisation(model, [content], options, styles, size=32, iterations=2,
+    (row,) = evaluation.compare_with_optimisation(model, [content], options, styles, size=32, iterations=2,
                                                 progress=False)
     assert math.isfinite(row["ratio"]) and not is_fake_cuda(row["network_image"])
 
@@ -235,8 +234,8 @@ def test_cyclegan_inference_and_evaluation_on_the_gpu(gpu, tmp_path):
     assert next(generator.parameters()).device == GPU
     photo = torch.rand(1, 3, 20, 28)
     assert translate(generator, photo.to(GPU)).device == GPU and translate(generator, photo).device.type == "cpu"
-    vgg = VGGFeatures(layers=list(cyclegan.GRAM_LAYERS), weights=None)
-    results = cyclegan.evaluate_shipped(photos, paintings, size=32, assets_dir=tmp_path / "assets", vgg=vgg)
+    vgg = VGGFeatures(layers=list(evaluation.GRAM_LAYERS), weights=None)
+    results = evaluation.evaluate_shipped(photos, paintings, size=32, assets_dir=tmp_path / "assets", vgg=vgg)
     assert math.isfinite(results["cycle_l1_photo"]) and math.isfinite(results["untrained_cycle_l1_photo"])
 
 
@@ -266,7 +265,7 @@ def test_forward_paths_under_pytorch_fake_tensor_mode(images):
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         device = torch.device("cuda", 0)
         content_gpu, style_gpu = content.to(device), style.to(device)
-        assert colors.match_color(style_gpu, content_gpu).device == device
+        assert imaging.match_color(style_gpu, content_gpu).device == device
         vgg_gpu = vgg.to(device)
         assert vgg_gpu(content_gpu)["relu2_1"].device == device
         crop = content_gpu[..., :28, :40]  # multiples of 4

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import figures
+import imaging
 import pytest
 import torch
-
-import gatys_figures
 from gatys import GatysOptions, style_weight_for_size
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -40,37 +40,36 @@ def test_style_weight_keeps_the_balance_of_the_losses_across_sizes():
 
 
 def test_one_photo_many_styles_runs_each_style(tmp_path):
-    results, figure = gatys_figures.one_photo_many_styles(CONTENT, [STYLE_A, STYLE_B], tiny(), tmp_path)
+    results, figure = figures.one_photo_many_styles(CONTENT, [STYLE_A, STYLE_B], tiny(), tmp_path)
     assert len(results) == 2 and (tmp_path / "styles.png").exists()
     assert not torch.equal(results[0].image, results[1].image)  # different styles, different images
     assert all(r.final_loss < r.history[0]["total"] for r in results)
 
 
 def test_blends_endpoints_equal_single_styles(tmp_path):
-    results, _ = gatys_figures.blended_styles(CONTENT, STYLE_A, STYLE_B, tiny(), fractions=(1.0, 0.5, 0.0), output_dir=tmp_path)
-    single, _ = gatys_figures.one_photo_many_styles(CONTENT, [STYLE_A], tiny())
+    results, _ = figures.blended_styles(CONTENT, STYLE_A, STYLE_B, tiny(), fractions=(1.0, 0.5, 0.0), output_dir=tmp_path)
+    single, _ = figures.one_photo_many_styles(CONTENT, [STYLE_A], tiny())
     torch.testing.assert_close(results[0].image, single[0].image)  # 100 % of style a is style a alone
     assert not torch.equal(results[1].image, results[0].image)
 
 
 def test_original_colours_keeps_chroma(tmp_path):
-    import colors
 
-    results, figure = gatys_figures.original_colours(CONTENT, STYLE_A, tiny(iterations=3), tmp_path)
+    results, figure = figures.original_colours(CONTENT, STYLE_A, tiny(iterations=3), tmp_path)
     content = results[1].image  # luminance-only result has the content's I/Q where not clipped
-    original = gatys_figures.load_image(CONTENT, 40)
-    iq_out, iq_in = colors.rgb_to_yiq(content)[:, 1:], colors.rgb_to_yiq(original)[:, 1:]
+    original = imaging.load_image(CONTENT, 40)
+    iq_out, iq_in = imaging.rgb_to_yiq(content)[:, 1:], imaging.rgb_to_yiq(original)[:, 1:]
     inside = ((content > 0.01) & (content < 0.99)).all(1, keepdim=True).expand_as(iq_out)
     torch.testing.assert_close(iq_out[inside], iq_in[inside], atol=2e-3, rtol=0)
     assert len(figure.axes) == 5
 
 
 def test_multiscale_and_snapshots_and_curves(tmp_path):
-    runs, _ = gatys_figures.multiscale_versus_single(CONTENT, STYLE_A, tiny(), scales=(32, 48), iterations=(4, 3), output_dir=tmp_path)
+    runs, _ = figures.multiscale_versus_single(CONTENT, STYLE_A, tiny(), scales=(32, 48), iterations=(4, 3), output_dir=tmp_path)
     assert len(runs["multi"].history) == len(runs["single"].history) == 7
     assert runs["multi"].image.shape == runs["single"].image.shape and max(runs["multi"].image.shape[-2:]) == 48
-    result, figure = gatys_figures.snapshots(CONTENT, STYLE_A, tiny(iterations=4), every=2, output_dir=tmp_path)
+    result, figure = figures.snapshots(CONTENT, STYLE_A, tiny(iterations=4), every=2, output_dir=tmp_path)
     assert [axis.get_title() for axis in figure.axes][1].startswith("iteration 2")
-    figure = gatys_figures.loss_curves({"a": result, "b": runs["single"]}, tmp_path)
+    figure = figures.loss_curves({"a": result, "b": runs["single"]}, tmp_path)
     assert {"multiscale.png", "snapshots.png", "losses.png"} <= {p.name for p in tmp_path.iterdir()}
     assert [line.get_label() for line in figure.axes[0].lines] == ["total", "alpha x content", "beta x style"]

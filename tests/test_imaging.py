@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from imaging import ImageLoadError, load_image, resize_tensor, save_image, show_images
+from PIL import Image
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from losses import content_loss, gram_matrix, style_layer_loss, style_loss, total_variation_loss
+from losses import (
+    content_loss,
+    gram_matrix,
+    style_layer_loss,
+    style_loss,
+    total_variation_loss,
+)
 
 
 def hand_features() -> torch.Tensor:

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import checkpoint
+import figures
+import nntools
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import nntools
 
 CODE_DIR = Path(__file__).resolve().parents[1] / "code"
 
@@ -26,11 +27,16 @@ CODE_DIR = Path(__file__).resolve().parents[1] / "code"
 # with dropout, two optimisers, a LambdaLR linear decay and an "image pool" extra state.
 # Shared verbatim by the in-process tests and the subprocess script.
 MODEL_SOURCE = '''
-import os, random, signal
+import os
+import random
+import signal
 import torch
 import torch.nn.functional as F
 from torch import nn
+import checkpoint
+import figures
 import nntools
+import runtime
 
 
 class AugmentedData(torch.utils.data.Dataset):
@@ -64,7 +70,7 @@ class TwoNetModel(nntools.TrainingModel):
         self.nan_at_call = nan_at_call
 
     def set_input(self, batch):
-        self.x, self.y = nntools.to_device(batch, self.device)
+        self.x, self.y = runtime.to_device(batch, self.device)
 
     def optimize_parameters(self):
         self.calls += 1
@@ -88,7 +94,10 @@ class TwoNetModel(nntools.TrainingModel):
 '''
 
 SCRIPT = '''
-import os, signal, sys, time
+import os
+import signal
+import sys
+import time
 sys.path.insert(0, {code_dir!r})
 import torch
 torch.set_num_threads(1)
@@ -416,7 +425,7 @@ def test_plot_history_writes_png(tmp_path: Path) -> None:
 
     history = [{"epoch": 1, "iteration": 5, "loss": 1.0, "train": 1.0, "val": 1.2, "lr": {"net": 0.1}},
                {"epoch": 2, "iteration": 10, "loss": 0.5, "train": 0.5, "val": {"loss": 0.7, "psnr": 20.0}}]
-    ax = nntools.plot_history(history)
+    ax = figures.plot_history(history)
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["loss", "val", "val/loss", "val/psnr"]  # "train" duplicates "loss"; lr skipped
     assert ax.get_title() and ax.get_xlabel() == "epoch" and ax.get_ylabel()
@@ -457,7 +466,7 @@ def test_all_checkpoints_corrupt_raises_and_touches_nothing(tmp_path: Path) -> N
     prev = out / "checkpoint.prev.pth.tar"
     prev.write_bytes(prev.read_bytes()[:100])
     before = {p.name: sha(p) for p in out.iterdir()}
-    with pytest.warns(UserWarning), pytest.raises(nntools.CheckpointError) as error:
+    with pytest.warns(UserWarning), pytest.raises(checkpoint.CheckpointError) as error:
         make_experiment(out)
     message = str(error.value)
     assert "checkpoint.pth.tar" in message and "checkpoint.prev.pth.tar" in message
@@ -469,7 +478,7 @@ def test_all_checkpoints_corrupt_raises_and_touches_nothing(tmp_path: Path) -> N
 def test_config_mismatch_lists_keys_and_accepting_applies_new_lr(tmp_path: Path) -> None:
     out = tmp_path / "out"
     make_experiment(out, TwoNetModel(lr_G=1e-2), config={"lambda_cycle": 10.0}).run(2)
-    with pytest.raises(nntools.ConfigMismatchError) as error:
+    with pytest.raises(checkpoint.ConfigMismatchError) as error:
         make_experiment(out, TwoNetModel(lr_G=1e-3), config={"lambda_cycle": 5.0})
     message = str(error.value)
     assert "optimizer.G.lr: stored 0.01, new 0.001" in message
@@ -478,7 +487,7 @@ def test_config_mismatch_lists_keys_and_accepting_applies_new_lr(tmp_path: Path)
            "accept_config_changes=['optimizer.G.lr', 'lambda_cycle']" in message
     assert json.loads((out / "config.json").read_text())["optimizer.G.lr"] == 0.01  # untouched
 
-    with pytest.raises(nntools.ConfigMismatchError, match="lambda_cycle"):  # only one accepted
+    with pytest.raises(checkpoint.ConfigMismatchError, match="lambda_cycle"):  # only one accepted
         make_experiment(out, TwoNetModel(lr_G=1e-3), config={"lambda_cycle": 5.0},
                         accept_config_changes=["optimizer.G.lr"])
     exp = make_experiment(out, TwoNetModel(lr_G=1e-3), config={"lambda_cycle": 5.0},

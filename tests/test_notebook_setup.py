@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import notebook_setup as ns
 import numpy as np
 import pytest
 from PIL import Image
-
-import notebook_setup as ns
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["demo.ipynb", "train_gatys.ipynb", "train_cyclegan.ipynb", "train_realtime.ipynb",
@@ -72,7 +71,9 @@ def test_install_missing_is_silent_when_everything_is_present(tmp_path):
 
 def test_install_pins_the_working_torch(tmp_path, monkeypatch):
     """Whatever else pip installs, a constraint holds torch/torchvision at their installed versions."""
-    from importlib.metadata import version  # what pip sees installed (torch.__version__ may add +cu130)
+    from importlib.metadata import (
+        version,  # what pip sees installed (torch.__version__ may add +cu130)
+    )
 
     path = tmp_path / "requirements.txt"
     path.write_text("torch>=1.0\nsurely-not-installed-xyz==1.0\n")

@@ -9,11 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-import torch
-
 import cyclegan
+import pytest
 import realtime
+import torch
 from test_cyclegan import TINY, make_domains
 from test_realtime import smooth_image, tiny_options
 

@@ -1,8 +1,8 @@
-"""``precision="auto"`` (issue 14, item 2): which precision runs where (:func:`nntools.resolve_precision`), the errors
+"""``precision="auto"`` (issue 14, item 2): which precision runs where (:func:`runtime.resolve_precision`), the errors
 and warnings for precisions the hardware lacks, and that autocast changes only the network passes: Gatys' losses and
 Gram matrices stay fp32, the feed-forward networks return fp32 images.
 
-CPUs are told apart by monkeypatching ``nntools.cpu_bf16_native`` (the /proc/cpuinfo flags test is in
+CPUs are told apart by monkeypatching ``runtime.cpu_bf16_native`` (the /proc/cpuinfo flags test is in
 ``test_device.py``); CUDA GPUs by their compute capability, with ``fake_cuda.py`` where tensors must live "on" them.
 Images are tiny (32-40 px): bf16 on this AVX2-only CPU is emulated and slow.
 """
@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import warnings
 
-import pytest
-import torch
-
 import cyclegan
-import nntools
+import pytest
 import realtime
-from cyclegan_nets import ResnetGenerator, translate
+import runtime
+import torch
+from cyclegan import translate
 from fake_cuda import fake_cuda
 from gatys import GatysOptions, StyleTransfer
 from losses import gram_matrix
-from transformer_net import TransformerNet
-from vgg import VGGFeatures
+from models import ResnetGenerator, TransformerNet, VGGFeatures
 
 CPU = torch.device("cpu")
 GPU = torch.device("cuda", 0)
@@ -42,7 +40,7 @@ def avx2_cpu(monkeypatch):
 def resolve_quietly(precision: str, device) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the choices of this table warn about nothing
-        return nntools.resolve_precision(precision, device)
+        return runtime.resolve_precision(precision, device)
 
 
 # ------------------------------------------------------------------------------------------------- the table
@@ -58,7 +56,7 @@ def test_cpu_without_bf16_instructions_runs_fp32_by_default(avx2_cpu):
 
 
 def test_this_machines_cpu_resolves_auto_from_its_own_flags():
-    expected = "bf16" if nntools.cpu_bf16_native() else "fp32"  # fp32 on the AVX2-only EPYC of this project
+    expected = "bf16" if runtime.cpu_bf16_native() else "fp32"  # fp32 on the AVX2-only EPYC of this project
     assert resolve_quietly("auto", "cpu") == expected
 
 
@@ -89,7 +87,7 @@ def test_other_devices_run_fp32_by_default():
 def test_unknown_precision_is_an_error_listing_the_choices(bad):
     message = rf"precision must be one of 'auto', 'fp32', 'bf16', 'fp16', got '{bad}'"
     with pytest.raises(ValueError, match=message):
-        nntools.resolve_precision(bad, "cpu")
+        runtime.resolve_precision(bad, "cpu")
     with pytest.raises(ValueError, match=message):
         GatysOptions(precision=bad)
 
@@ -115,20 +113,20 @@ def test_unknown_precision_fails_in_every_inference_entry_point():
 def test_fp16_on_a_cpu_warns_and_runs_fp32(request, cpu):
     request.getfixturevalue(cpu)
     with pytest.warns(UserWarning, match=r"precision='fp16' needs a CUDA GPU; running in fp32 on cpu"):
-        assert nntools.resolve_precision("fp16", "cpu") == "fp32"
+        assert runtime.resolve_precision("fp16", "cpu") == "fp32"
 
 
 def test_bf16_on_a_gpu_without_it_warns_and_runs_fp32(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     with pytest.warns(UserWarning, match=r"precision='bf16' is not native on cuda:0; running in fp32"):
-        assert nntools.resolve_precision("bf16", GPU) == "fp32"
+        assert runtime.resolve_precision("bf16", GPU) == "fp32"
     with pytest.warns(UserWarning, match=r"not native on mps; running in fp32"):
-        assert nntools.resolve_precision("bf16", "mps") == "fp32"
+        assert runtime.resolve_precision("bf16", "mps") == "fp32"
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns_that_it_is_emulated(avx2_cpu):
     with pytest.warns(UserWarning, match=r"emulated.*running emulated bf16 as asked \(precision='auto' runs fp32"):
-        assert nntools.resolve_precision("bf16", "cpu") == "bf16"
+        assert runtime.resolve_precision("bf16", "cpu") == "bf16"
 
 
 # ------------------------------------------------------------------------------------- what autocast changes

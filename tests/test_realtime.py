@@ -5,15 +5,17 @@ import copy
 import importlib.util
 import json
 
+import evaluation
+import imaging
+import losses
 import pytest
+import realtime
 import torch
 import torch.nn as nn
+import weights
+from models import ConditionalInstanceNorm2d, TransformerNet, widen
 from PIL import Image
-
-import assets
-import realtime
 from realtime import RealtimeOptions
-from transformer_net import ConditionalInstanceNorm2d, TransformerNet, widen
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -158,7 +160,7 @@ def test_perceptual_loss_is_zero_when_output_is_content_and_style():
     torch.manual_seed(2)
     image = torch.rand(1, 3, 32, 32)
     options = tiny_options(tv_weight=3.0)
-    loss = realtime.PerceptualLoss(options, [image])
+    loss = losses.PerceptualLoss(options, [image])
     terms = loss(image, image, torch.ones(1, 1))
     assert terms["content"].item() == 0.0
     assert terms["style"].item() == pytest.approx(0.0, abs=1e-9)
@@ -171,7 +173,7 @@ def test_perceptual_loss_is_zero_when_output_is_content_and_style():
 
 def test_lbfgs_optimise_image_reaches_the_minimum_of_a_quadratic():
     target = torch.rand(1, 3, 4, 4)
-    result, trace = realtime.optimise_image(lambda x: ((x - target) ** 2).sum(), torch.zeros_like(target), iterations=10)
+    result, trace = evaluation.optimise_image(lambda x: ((x - target) ** 2).sum(), torch.zeros_like(target), iterations=10)
     torch.testing.assert_close(result, target, atol=1e-4, rtol=0)
     assert trace[-1] < 1e-6 < trace[0]
 
@@ -327,18 +329,18 @@ def test_altered_weights_file_is_refused(trained, tmp_path):
     data = bytearray((tmp_path / "realtime_test.pth").read_bytes())
     data[-100] ^= 0xFF
     (tmp_path / "realtime_test.pth").write_bytes(bytes(data))
-    with pytest.raises(assets.WeightsError, match="SHA-256 mismatch"):
+    with pytest.raises(weights.WeightsError, match="SHA-256 mismatch"):
         realtime.load_style_model(tmp_path / "realtime_test.pth")
 
 
 def test_wrong_architecture_file_errors_clearly(tmp_path):
-    assets.save_fp16_weights(nn.Conv2d(3, 8, 3).state_dict(), "realtime_conv.pth", {"kind": "other"}, assets_dir=tmp_path)
-    with pytest.raises(assets.WeightsError, match="not a TransformerNet"):
+    weights.save_fp16_weights(nn.Conv2d(3, 8, 3).state_dict(), "realtime_conv.pth", {"kind": "other"}, assets_dir=tmp_path)
+    with pytest.raises(weights.WeightsError, match="not a TransformerNet"):
         realtime.load_style_model(tmp_path / "realtime_conv.pth")
     state = TransformerNet(n_styles=2, width=0.25).state_dict()
     del state["output.conv.bias"]
-    assets.save_fp16_weights(state, "realtime_cut.pth", {"kind": "realtime_style_transfer"}, assets_dir=tmp_path)
-    with pytest.raises(assets.WeightsError, match="another architecture"):
+    weights.save_fp16_weights(state, "realtime_cut.pth", {"kind": "realtime_style_transfer"}, assets_dir=tmp_path)
+    with pytest.raises(weights.WeightsError, match="another architecture"):
         realtime.load_style_model(tmp_path / "realtime_cut.pth")
 
 
@@ -368,13 +370,13 @@ def test_onnx_export_matches_torch(trained, tmp_path):
 
 
 def test_holdout_split_is_fixed_by_the_seed_and_disjoint(photo_folder):
-    train_a, held_a = realtime.split_holdout(photo_folder, 3, seed=0)
-    train_b, held_b = realtime.split_holdout(photo_folder, 3, seed=0)
+    train_a, held_a = imaging.split_holdout(photo_folder, 3, seed=0)
+    train_b, held_b = imaging.split_holdout(photo_folder, 3, seed=0)
     assert held_a == held_b and len(held_a) == 3 and len(train_a) == 8
     assert not set(train_a) & set(held_a)
-    assert realtime.split_holdout(photo_folder, 3, seed=1)[1] != held_a
+    assert imaging.split_holdout(photo_folder, 3, seed=1)[1] != held_a
     with pytest.raises(ValueError, match="leaves no training photos"):
-        realtime.split_holdout(photo_folder, 11)
+        imaging.split_holdout(photo_folder, 11)
 
 
 def test_options_survive_the_recipe_round_trip():
@@ -409,7 +411,7 @@ def test_checkpoints_follow_the_schedule_and_cadence_options_never_block_a_resum
 
 def test_a_run_resumes_on_a_machine_with_other_mixed_precision(photo_folder, style_file, tmp_path):
     """Item 8: train_all sets amp from the device of each call; the amp key is accepted on resume and recorded."""
-    import nntools
+    import checkpoint
     import train_all
 
     styles = {"stripes": style_file}
@@ -417,7 +419,7 @@ def test_a_run_resumes_on_a_machine_with_other_mixed_precision(photo_folder, sty
     with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
         realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=4, amp="fp16"),
                                 progress=False)  # as on a GPU (fp16 falls back to fp32 here, with a warning)
-    with pytest.warns(UserWarning), pytest.raises(nntools.ConfigMismatchError, match="options.amp"):
+    with pytest.warns(UserWarning), pytest.raises(checkpoint.ConfigMismatchError, match="options.amp"):
         realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=8), progress=False)
     with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
         experiment = realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=8),

@@ -7,13 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import checkpoint
+import nntools
 import pytest
 import torch
-
-import nntools
 from test_nntools import TwoNetModel, load, make_experiment  # noqa: F401 - shared tiny model and helpers
 
 CODE_DIR = Path(__file__).resolve().parents[1] / "code"
@@ -66,9 +65,12 @@ def test_non_finite_optimizer_state_is_named_and_not_saved(tmp_path: Path) -> No
 
 
 HOLDER = r'''
-import sys, time
+import sys
+import time
 sys.path.insert(0, {code!r})
-import torch, nntools
+import torch
+import checkpoint
+import nntools
 from torch import nn
 
 class M(nntools.TrainingModel):
@@ -91,7 +93,7 @@ def test_a_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path: Pa
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         assert holder.stdout.readline().strip() == "LOCKED"
-        with pytest.raises(nntools.OutputDirLockedError) as error:
+        with pytest.raises(checkpoint.OutputDirLockedError) as error:
             make_experiment(out)
         message = str(error.value)
         assert f"pid {holder.pid}" in message and socket.gethostname() in message and str(out) in message

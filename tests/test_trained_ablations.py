@@ -4,12 +4,11 @@ from __future__ import annotations
 import csv
 import math
 
+import cyclegan
 import matplotlib
 import pytest
-import torch
-
-import cyclegan
 import realtime
+import torch
 import trained_ablations
 from imaging import save_image
 

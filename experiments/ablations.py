@@ -20,10 +20,9 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
-
 from gatys import GatysOptions, StyleTransfer
-from vgg import VGGFeatures, layer_names
-from vgg_weights import WeightSourceError
+from models import VGGFeatures, layer_names
+from weights import WeightSourceError
 
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 

