@@ -1,22 +1,31 @@
 """What every notebook's first cell does: provision the running kernel, find the data, pick the setting.
 
-A notebook opened directly (a grader's Jupyter, a student's Colab, `make demo`) calls :func:`setup`, which
+Each notebook starts with the same three-line cell (``tests/test_notebook_setup.py`` checks every copy)::
 
-1. installs what is missing from ``requirements.txt`` into *this* interpreter (``--user`` where its site-packages is
+    import os, subprocess, sys; from pathlib import Path; ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "code/notebook_setup.py").is_file()), Path("style-transfer").resolve())
+    (ROOT / "code").is_dir() or subprocess.run(["git", "clone", "--depth=1", os.environ.get("STYLE_TRANSFER_REPO_URL", REPO_URL), str(ROOT)], check=True)
+    sys.path.insert(0, str(ROOT / "code")); import notebook_setup; env = notebook_setup.setup(ROOT)
+
+Its first two lines must work before this module exists: they find the repository around the notebook (a clone at any
+depth), or clone :data:`REPO_URL` next to it when the notebook was opened on its own (e.g. from GitHub in Colab).
+Then :func:`setup`
+
+1. enters the repository when the notebook's folder is outside it (the fresh clone) and puts ``code/`` and
+   ``experiments/`` on ``sys.path`` (:func:`enter_repository`; modules are imported by name: ``code`` is a
+   standard-library module);
+2. installs what is missing from ``requirements.txt`` into *this* interpreter (``--user`` where its site-packages is
    not writable), never touching a working torch, one printed line per installed package, nothing when all is there
    (:func:`install_missing`, also used by ``make``'s ``.ci/ensure_deps.py``: the logic exists once);
-2. resolves the data folders (:func:`resolve_data`): a notebook argument, else ``$STYLE_DATA``, else
-   ``../shared/data`` beside the clone, else the smoke-sized sample shipped in ``assets/sample``;
-3. sets the quick/full setting and the CPU threads.
+3. names the data folders, the one way every notebook gets them (``env.data.photos``, ``env.data.paintings``;
+   :func:`resolve_data`): the ``data=``/``photos=``/``paintings=`` arguments, else ``$STYLE_PHOTOS`` /
+   ``$STYLE_PAINTINGS`` and ``$STYLE_DATA``, else ``../shared/data`` beside the clone, else the smoke-sized sample
+   shipped in ``assets/sample``; the domains named in ``needs`` are checked and reported;
+4. sets the quick/full setting and the CPU threads, and links ``runs/`` to ``$STYLE_RUNS`` (a Drive folder on Colab).
 
-The notebook's own first lines find the repository (or clone :data:`REPO_URL` when the notebook was opened outside a
-clone, e.g. from GitHub in Colab) and put ``code/`` on ``sys.path``; they must work before this module exists, so
-they are a few lines in each notebook (``tests/test_notebooks.py`` checks every copy uses :data:`REPO_URL`).
 Only the standard library is imported at module level: this runs before anything is installed."""
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as metadata
 import os
 import re
 import site
@@ -24,12 +33,13 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 #: The repository the notebooks clone when opened outside a clone. Edit here, in each notebook's first cell and in the
-#: README's Colab badges together (a test checks they agree); ``$STYLE_TRANSFER_REPO_URL`` overrides it at run time.
+#: README's Colab badges together (tests check they agree); ``$STYLE_TRANSFER_REPO_URL`` overrides it at run time.
 REPO_URL = "https://github.com/ece285-style-transfer/style-transfer.git"
 
 
@@ -111,7 +121,7 @@ def is_satisfied(requirement: Requirement) -> bool:
 def torch_works(python: str = sys.executable) -> bool:
     """torch and torchvision import and compute (in a subprocess: a broken build can crash the interpreter)."""
     probe = "import torch, torchvision; assert (torch.ones(2) + 1).sum().item() == 4"
-    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+    return subprocess.run([python, "-c", probe], check=False, capture_output=True).returncode == 0
 
 
 def site_packages_writable() -> bool:
@@ -169,7 +179,8 @@ def install_missing(requirements_file: str | os.PathLike, log: Callable[[str], N
         if pins and not any(r.name in TORCH_PACKAGES for r in wanted):
             constraints = Path(scratch) / "keep-torch.txt"
             constraints.write_text("\n".join(pins) + "\n")
-        completed = subprocess.run(pip_command(packages, user, constraints), capture_output=True, text=True)
+        completed = subprocess.run(pip_command(packages, user, constraints), check=False, capture_output=True,
+                                   text=True)
     if completed.returncode != 0:
         raise InstallError(install_failure_message(packages, completed.stderr or completed.stdout, user))
     if user:  # a user site created just now is not on sys.path yet
@@ -217,7 +228,7 @@ def readable_images(folder: Path, check: int = 8) -> int:
     for path in files[:check]:
         try:
             with Image.open(path) as image:
-                image.size  # header decoded
+                _ = image.size  # header decoded
             return len(files)
         except (OSError, UnidentifiedImageError):
             continue
@@ -330,9 +341,21 @@ def link_runs(root: Path, runs: str | os.PathLike) -> Path:
     return target
 
 
+def enter_repository(root: Path) -> None:
+    """Work inside ``root``: enter it when the working folder is outside it (a fresh clone next to the notebook; a
+    notebook inside a clone keeps its folder), and put ``code/`` then ``experiments/`` first on ``sys.path``."""
+    if not Path.cwd().resolve().is_relative_to(root):
+        os.chdir(root)
+    for folder in (root / "experiments", root / "code"):
+        if str(folder) in sys.path:
+            sys.path.remove(str(folder))
+        sys.path.insert(0, str(folder))
+
+
 @dataclass
 class NotebookEnvironment:
-    """What :func:`setup` found; notebooks read ``root``, ``quick``, ``smoke``, ``data`` from it."""
+    """What :func:`setup` found; notebooks read ``root``, ``quick``, ``smoke``, ``device`` and ``data`` from it
+    (``env.data.photos``, ``env.data.paintings``: the one way a notebook names its data folders)."""
 
     root: Path
     quick: bool
@@ -346,8 +369,10 @@ class NotebookEnvironment:
 def setup(root: str | os.PathLike, data: str | os.PathLike | None = None, photos: str | os.PathLike | None = None,
           paintings: str | os.PathLike | None = None, needs: Iterable[str] = (), install: bool = True,
           log: Callable[[str], None] = print) -> NotebookEnvironment:
-    """Provision this kernel, then pick setting, threads and (when ``needs`` names domains) the data folders."""
+    """Provision this kernel, then pick setting, threads and the data folders (:func:`resolve_data`; the domains in
+    ``needs`` are checked, a bad one stops the cell with a message naming it, and reported)."""
     root = Path(root).resolve()
+    enter_repository(root)
     installed = install_missing(root / "requirements.txt", log) if install else []
     import torch
 
@@ -356,10 +381,9 @@ def setup(root: str | os.PathLike, data: str | os.PathLike | None = None, photos
     threads = set_threads() if device == "cpu" else torch.get_num_threads()
     if os.environ.get(ENV_RUNS):
         log(f"[setup] runs/ -> {link_runs(root, os.environ[ENV_RUNS])} (from ${ENV_RUNS})")
-    folders = None
     needs = tuple(needs)
+    folders = resolve_data(root, data, photos, paintings, domains=needs)
     if needs:
-        folders = resolve_data(root, data, photos, paintings, domains=needs)
         report_data(folders, needs, log)
     setting = "smoke" if smoke else "quick (CPU)" if quick else "full (GPU)"
     log(f"[setup] repository {root}; torch {torch.__version__}, device {device}, {threads} CPU thread(s); "

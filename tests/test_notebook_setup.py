@@ -209,13 +209,74 @@ def test_runs_folder_links_to_drive_and_never_replaces_a_real_one(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------------- notebooks
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_every_notebook_provisions_itself_first(name):
+def first_code_cell(name: str) -> str:
     import nbformat
 
-    first = next(c for c in nbformat.read(ROOT / name, 4).cells if c.cell_type == "code").source
+    return next(c for c in nbformat.read(ROOT / name, 4).cells if c.cell_type == "code").source
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_notebook_provisions_itself_first(name):
+    first = first_code_cell(name)
     assert f'"{ns.REPO_URL}"' in first and "notebook_setup.setup(ROOT" in first
     assert '"../shared' not in first and '"shared"' not in first  # no hard-coded data folder: setup() resolves it
+    # the same three lines everywhere (the one in the module's docstring); only the data domains a notebook needs differ
+    lines = first.splitlines()
+    documented = [line.strip() for line in ns.__doc__.splitlines() if line.startswith("    ") and "ROOT" in line]
+    assert len(lines) == 3 and lines[:2] == [line.replace(", REPO_URL)", f', "{ns.REPO_URL}")') for line in documented[:2]]
+    assert re.fullmatch(r'sys\.path\.insert\(0, str\(ROOT / "code"\)\); import notebook_setup; '
+                        r'env = notebook_setup\.setup\(ROOT(, needs=\(.*\))?\)(  # .*)?', lines[2]), lines[2]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_notebook_names_a_data_folder_itself(name):
+    """One way to name data folders: env.data (setup's arguments, $STYLE_DATA, ...), never a path in the notebook."""
+    import nbformat
+
+    code = "\n".join(c.source for c in nbformat.read(ROOT / name, 4).cells if c.cell_type == "code")
+    assert "shared/data" not in code and "resolve_data(" not in code and "DATA = " not in code
+
+
+def run_first_lines(name: str, cwd: Path, url: str) -> Path:
+    """The notebook's first two lines (find the repository or clone it), run in ``cwd``; returns their ``ROOT``."""
+    lines = first_code_cell(name).splitlines()[:2]
+    namespace: dict = {}
+    here = Path.cwd()
+    os.environ["STYLE_TRANSFER_REPO_URL"] = url
+    try:
+        os.chdir(cwd)
+        exec("\n".join(lines), namespace)
+    finally:
+        os.chdir(here)
+        del os.environ["STYLE_TRANSFER_REPO_URL"]
+    return namespace["ROOT"]
+
+
+def test_first_cell_finds_a_clone_at_any_depth_or_clones_beside_the_notebook(tmp_path, monkeypatch):
+    origin = tmp_path / "origin"
+    (origin / "code").mkdir(parents=True)
+    (origin / "code" / "notebook_setup.py").write_text("# stand-in\n")
+    (origin / "experiments").mkdir()
+    (origin / "experiments" / "keep.txt").write_text("x")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run(git + command, cwd=origin, check=True, capture_output=True)
+    never = str(tmp_path / "no-such-repository")  # cloning from it would fail: inside a clone nothing is cloned
+    assert run_first_lines("experiments/01_alpha_beta.ipynb", origin / "experiments", never) == origin
+    assert run_first_lines("demo.ipynb", origin, never) == origin
+    content = tmp_path / "content"  # Colab's working folder: the notebook alone
+    content.mkdir()
+    root = run_first_lines("train_cyclegan.ipynb", content, str(origin))
+    assert root == content / "style-transfer" and (root / "code" / "notebook_setup.py").is_file()
+    assert run_first_lines("train_cyclegan.ipynb", content, never) == root  # a second run (kernel restart) reuses it
+    # setup() then works inside the clone, with code/ and experiments/ importable by name
+    monkeypatch.chdir(content)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    ns.enter_repository(root)
+    assert Path.cwd() == root and sys.path[:2] == [str(root / "code"), str(root / "experiments")]
+    monkeypatch.chdir(origin / "experiments")  # inside a clone the notebook keeps its folder
+    ns.enter_repository(origin)
+    assert Path.cwd() == origin / "experiments"
 
 
 def test_readme_colab_badges_open_this_repository():
