@@ -33,7 +33,6 @@ import adain
 import checkpoint
 import cyclegan
 import evaluation
-import figures
 import gatys
 import imaging
 import nntools
@@ -200,12 +199,13 @@ def options_from_args(options_class: type, args: argparse.Namespace, **values: A
 
 # ---------------------------------------------------------------------------------------------- run flags
 def add_run_flags(parser: argparse.ArgumentParser, output_help: str, output_default: str | None = None, *,
-                  output_required: bool = False, precision_default: str | None = "auto",
+                  output_required: bool = False, precision_default: str | None = "auto", device_default: str | None = None,
                   flags: Sequence[str] = ("device", "threads", "precision", "output")) -> None:
     """The shared ``--device --threads --precision --output`` flags (``flags`` picks a subset)."""
     group = parser.add_argument_group("run")
     if "device" in flags:
-        group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a usable GPU, else the CPU)")
+        group.add_argument("--device", default=device_default, help="cpu, cuda, cuda:1, mps (default: "
+                           f"{device_default or 'a usable GPU, else the CPU'})")
     if "threads" in flags:
         group.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     if "precision" in flags:
@@ -214,7 +214,7 @@ def add_run_flags(parser: argparse.ArgumentParser, output_help: str, output_defa
                                 f"(default: {precision_default or 'fp16 on a CUDA GPU, else fp32'})")
     if "output" in flags:
         group.add_argument("--output", default=output_default, required=output_required,
-                           help=f"{output_help}" + ("" if output_required else f" (default: {output_default})"))
+                           help=output_help + ("" if output_default is None else f" (default: {output_default})"))
 
 
 def set_threads(args: argparse.Namespace) -> None:
@@ -350,6 +350,7 @@ def realtime_stylize(args: argparse.Namespace) -> None:
 
 
 def realtime_compare(args: argparse.Namespace) -> None:
+    import figures  # matplotlib: loaded only here, so the bench workers that import cli keep their peak memory
     model = realtime.load_style_model(args.model, device=args.device, precision=args.precision)
     recipe = realtime.model_recipe(model)
     options = realtime.RealtimeOptions.from_dict(recipe["options"])
