@@ -27,12 +27,7 @@ import nntools
 import runtime
 import torch
 import torch.nn.functional as F
-from imaging import (
-    UnpairedDataset,
-    open_rgb,
-    pil_to_tensor,
-    resize_tensor,
-)
+from imaging import UnpairedDataset, open_rgb, pil_to_tensor, resize_tensor
 from losses import adain_content_loss, adain_style_loss, channel_mean_std
 from models import AdaINDecoder, VGGFeatures, load_adain_decoder
 from torch import nn
