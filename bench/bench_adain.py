@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "code"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import adain  # noqa: E402
+import cli  # noqa: E402
 import realtime  # noqa: E402
 import torch  # noqa: E402
 from bench_gatys import device_description  # noqa: E402
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16", "fp16"], default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--output", default=None, help="JSON file (default bench/results/adain_<cpu|cuda>.json)")
+    cli.add_run_flags(parser, "JSON file (default: bench/results/adain_<cpu|cuda>.json)", flags=("device", "threads", "output"))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,6 +1,6 @@
 """Benchmark: CycleGAN training iterations/second, peak memory and inference milliseconds per image, at 128 and 256 px.
 
-    python bench/bench_cyclegan.py [--sizes 128 256] [--ngf 32] [--n-blocks 6] [--steps 3] [--threads 1] [--amp fp16|bf16]
+    python bench/bench_cyclegan.py [--sizes 128 256] [--ngf 32] [--n-blocks 6] [--steps 3] [--threads 1] [--precision fp16|bf16]
 
 Each size runs in a fresh subprocess so that peak memory is that size's alone: ``torch.cuda.max_memory_allocated``
 on a GPU, the process's peak resident set size (``resource.getrusage(...).ru_maxrss``, Python and torch included) on
@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
+import cli  # noqa: E402
 import cyclegan  # noqa: E402
 import torch  # noqa: E402
 from cyclegan import translate  # noqa: E402
@@ -83,21 +84,20 @@ def main() -> None:
     parser.add_argument("--n-blocks", type=int, default=None, help="default: 6 on CPU, 9 on GPU (the paper's 256 px)")
     parser.add_argument("--steps", type=int, default=None, help="timed training iterations (default 3 CPU, 20 GPU)")
     parser.add_argument("--repeats", type=int, default=5, help="timed inference passes")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--amp", nargs="?", const="fp16", choices=["fp16", "bf16"], default=None,
-                        help="autocast: fp16 (CUDA; a bare --amp) or bf16 (CPU, recent GPUs)")
+    cli.add_run_flags(parser, "JSON file (default: bench/results/cyclegan_<cpu|cuda>[_<precision>].json)",
+                      precision_default="fp32")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = cli.training_amp(args.precision, str(device)) or None
     gpu = device.type == "cuda"
     ngf = args.ngf or (64 if gpu else 32)
     n_blocks = args.n_blocks or (9 if gpu else 6)
     steps = args.steps or (20 if gpu else 3)
     if args.worker is not None:
-        print(json.dumps(measure(args.worker, ngf, n_blocks, steps, args.repeats, device, args.amp)))
+        print(json.dumps(measure(args.worker, ngf, n_blocks, steps, args.repeats, device, amp)))
         return
     device_name = torch.cuda.get_device_name(device) if gpu else f"{device_description()}, {torch.get_num_threads()} thread(s)"
     rows = []
@@ -105,27 +105,27 @@ def main() -> None:
         command = [sys.executable, __file__, "--worker", str(size), "--ngf", str(ngf), "--n-blocks", str(n_blocks),
                    "--steps", str(steps), "--repeats", str(args.repeats), "--device", str(device)]
         command += ["--threads", str(args.threads)] if args.threads else []
-        command += ["--amp", args.amp] if args.amp else []
+        command += ["--precision", amp] if amp else []
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(f"{size}px: {rows[-1]['train_s_per_iteration']:.2f} s/iteration", flush=True)
     load = os.getloadavg()
     print(f"\nDevice: {device_name}; torch {torch.__version__}; generator ngf={ngf}, {n_blocks} residual blocks; "
-          f"70x70 PatchGAN ndf=64; batch 1; precision {args.amp or 'fp32'}; load average {load[0]:.1f}\n")
+          f"70x70 PatchGAN ndf=64; batch 1; precision {amp or 'fp32'}; load average {load[0]:.1f}\n")
     print("| size | train iterations/s | s/iteration | peak memory (MiB) | inference (ms/image) |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['train_iterations_per_s']:.3f} | {r['train_s_per_iteration']:.2f} | "
               f"{r['peak_memory_mib']:.0f} | {r['inference_ms_per_image']:.0f} |")
     print(f"\nmemory: {rows[0]['memory_kind']}")
-    results = {"device": device_name, "torch": torch.__version__, "precision": args.amp or "fp32",
+    results = {"device": device_name, "torch": torch.__version__, "precision": amp or "fp32",
                "load_average_1min": load[0],
                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"cyclegan_{'cuda' if gpu else 'cpu'}{'_' + args.amp if args.amp else ''}.json"
+    path = Path(args.output) if args.output else (
+        ROOT / "bench" / "results" / f"cyclegan_{'cuda' if gpu else 'cpu'}{'_' + amp if amp else ''}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {path.relative_to(ROOT)}")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

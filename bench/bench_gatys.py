@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
+import cli  # noqa: E402
+
 CONFIGS = {"fp32": (False, "fp32"), "fp32 channels_last": (True, "fp32"), "bf16 channels_last": (True, "bf16"),
            "fp16 channels_last": (True, "fp16")}
 
@@ -120,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--iterations", type=int, default=40, help="timed L-BFGS iterations (after 2 warm-up)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    cli.add_run_flags(parser, "JSON file (default: bench/results/gatys_<cpu|cuda>.json)", flags=("threads", "output"))
     parser.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
     parser.add_argument("--worker", nargs=2, metavar=("SIZE", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,11 +157,11 @@ def main() -> None:
                            "alpha 1, beta 1e7, content init); carcassonne.jpg in the style of starry_night.jpg",
                "rows": rows}
     name = "cuda" if cuda else "cpu"
-    out = ROOT / "bench" / "results" / f"gatys_{name}.json"
+    out = Path(args.output).resolve() if args.output else ROOT / "bench" / "results" / f"gatys_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print("\n" + markdown_table(summary))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    print(f"\nwritten to {out}")
 
 
 if __name__ == "__main__":

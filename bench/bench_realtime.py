@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
+import cli  # noqa: E402
 import gatys  # noqa: E402
 import realtime  # noqa: E402
 import torch  # noqa: E402
@@ -69,8 +70,7 @@ def main() -> None:
     parser.add_argument("--gatys-iterations", type=int, default=500, help="iterations the optimisation needs")
     parser.add_argument("--measure-iterations", type=int, default=3, help="L-BFGS iterations actually timed")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default=None)
+    cli.add_run_flags(parser, "JSON file (default: bench/results/realtime_<cpu|cuda>.json)", flags=("device", "threads", "output"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,12 +96,11 @@ def main() -> None:
         print(f"| {r['size']} | {r['network_ms']:.0f} | {r['gatys_ms_per_iteration']:.0f} | {r['gatys_ms'] / 1000:.0f} | {r['speedup']:.0f}x |")
     results = {"device": device_name, "torch": torch.__version__, "model": name, "width": model.width,
                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
     tag = "cuda" if device.type == "cuda" else "cpu"
-    path = out_dir / f"realtime_{tag}.json"
+    path = Path(args.output) if args.output else ROOT / "bench" / "results" / f"realtime_{tag}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {path.relative_to(ROOT)}")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
+import cli  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
@@ -48,8 +49,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--width", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", default=None)
+    cli.add_run_flags(parser, "JSON file (default: bench/results/training_precision_<cpu|cuda>.json)",
+                      flags=("threads", "output"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,7 +70,7 @@ def main() -> None:
                            f"{args.iterations} iterations, Starry Night, lambda_c = lambda_s = lambda_TV = 1; "
                            "seconds include the per-epoch held-out validation and checkpoints",
                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
-    target = Path(args.json or ROOT / "bench" / "results" / f"training_precision_{device}.json")
+    target = Path(args.output) if args.output else ROOT / "bench" / "results" / f"training_precision_{device}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {target}")

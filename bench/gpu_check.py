@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cli  # noqa: E402
+
 SAMPLE = ROOT / "assets" / "sample"
 BUDGET_S = {"cuda": 480, "cpu": 1200}  # the whole check: 8 minutes on a GPU; a loaded 2-core CPU needs longer
 # Step sizes: (full on a GPU, --quick); the training sizes are the papers' crops on a GPU.
@@ -200,16 +202,17 @@ def plan(device: str, quick: bool, notebook: bool) -> list[tuple[str, list[str] 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the check itself)")
     parser.add_argument("--notebook", action="store_true", help="execute demo.ipynb even with --quick")
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default 20; --quick 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per step (CPU)")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds for the whole check (default 480 on CUDA, 1200 on the CPU)")
-    parser.add_argument("--json", default=None, help="output (default bench/results/gpu_check_<device>[_quick].json)")
     parser.add_argument("--step", help=argparse.SUPPRESS)
+    cli.add_run_flags(parser, "JSON file (default: bench/results/gpu_check_<device>[_quick].json)",
+                      device_default="cuda", flags=("device", "threads", "output"))
     args = parser.parse_args()
+    if args.device not in BUDGET_S:
+        parser.error(f"--device must be cuda or cpu, got {args.device!r}")
     iterations = args.iterations or (3 if args.quick else 20)
     args.budget = args.budget or BUDGET_S[args.device]
     if args.threads:
@@ -273,7 +276,7 @@ def main() -> int:
     report["total_s"] = round(args.budget - (deadline - time.monotonic()), 1)
     ran = [s for s in report["steps"].values() if s.get("ok") is not None]
     report["all_passed"] = bool(ran) and all(s["ok"] for s in ran)
-    out = Path(args.json) if args.json else ROOT / "bench" / "results" / (
+    out = Path(args.output) if args.output else ROOT / "bench" / "results" / (
         f"gpu_check_{args.device}{'_quick' if args.quick else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -26,6 +26,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "code"))
+
+import cli  # noqa: E402
 
 CHILD = r'''
 import os
@@ -126,7 +129,7 @@ def main() -> None:
     parser.add_argument("--slow-fsync", type=float, default=0.15)
     parser.add_argument("--sleep", type=float, default=0.03, help="seconds per forward pass (paces the run)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "soak_kill.json"))
+    cli.add_run_flags(parser, "JSON file", str(ROOT / "bench" / "results" / "soak_kill.json"), flags=("output",))
     args = parser.parse_args()
     rng = random.Random(args.seed)
     began = time.time()
@@ -189,8 +192,8 @@ def main() -> None:
             "seconds": round(time.time() - began, 1), "torch": torch.__version__, "threads_per_process": 1,
         }
     print(json.dumps(summary, indent=2))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
     ok = (summary["final_bit_identical"] and not corrupt and not summary["missing_epoch_copies"]
           and copies_identical and not summary["tmp_files_left"])
     raise SystemExit(0 if ok else 1)

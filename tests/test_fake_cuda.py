@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import ablations
+import cli
 import cyclegan
 import demo
 import evaluation
@@ -21,7 +22,6 @@ import pytest
 import realtime
 import runtime
 import torch
-import train_all
 from cyclegan import CycleGANModel, CycleGANOptions, translate
 from fake_cuda import fake_cuda, is_fake_cuda
 from gatys import GatysOptions, StyleTransfer
@@ -81,7 +81,7 @@ def test_architecture_check_accepts_the_fake_gpu_and_the_device_choice_uses_it(g
     assert runtime.auto_device() == GPU and runtime.resolve_device("cuda") == GPU
     assert runtime.resolve_device(None) == GPU and runtime.resolve_device("cpu").type == "cpu"
     assert not runtime.bf16_supported(GPU) and runtime.bf16_supported("cpu")
-    assert train_all.amp_for_this_device() == "fp16"
+    assert cli.amp_for_this_device() == "fp16"
 
 
 # ------------------------------------------------------------------------------------------------------- Gatys

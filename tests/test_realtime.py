@@ -304,8 +304,10 @@ def test_weight_average_is_the_mean_of_the_snapshots(trained, tmp_path):
         torch.testing.assert_close(average.state_dict()[key], value + 0.25)
     assert average.recipe["weight_average"]["snapshot_iterations"] == [24, 24]
     # one snapshot: the same function; the command line exports it with its recipe and style images
-    realtime.main(["average", str(trained["assets"] / "realtime_test.pth"), "--export", "realtime_avg",
-                   "--assets-dir", str(tmp_path), "--style-images-dir", str(trained["assets"])])
+    import cli
+
+    cli.main(["realtime", "average", str(trained["assets"] / "realtime_test.pth"), "--export", "realtime_avg",
+              "--output", str(tmp_path), "--style-images-dir", str(trained["assets"])])
     exported = realtime.load_style_model(tmp_path / "realtime_avg.pth")
     image = torch.rand(1, 3, 20, 28)
     torch.testing.assert_close(realtime.stylize(image, exported, "blobs"), realtime.stylize(image, first, "blobs"))
@@ -410,12 +412,12 @@ def test_checkpoints_follow_the_schedule_and_cadence_options_never_block_a_resum
 
 
 def test_a_run_resumes_on_a_machine_with_other_mixed_precision(photo_folder, style_file, tmp_path):
-    """Item 8: train_all sets amp from the device of each call; the amp key is accepted on resume and recorded."""
+    """Item 8: cli.train_all sets amp from the device of each call; the amp key is accepted on resume and recorded."""
     import checkpoint
-    import train_all
+    import cli
 
     styles = {"stripes": style_file}
-    assert train_all.amp_for_this_device() is False  # this CPU
+    assert cli.amp_for_this_device() is False  # this CPU
     with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
         realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=4, amp="fp16"),
                                 progress=False)  # as on a GPU (fp16 falls back to fp32 here, with a warning)
@@ -423,6 +425,6 @@ def test_a_run_resumes_on_a_machine_with_other_mixed_precision(photo_folder, sty
         realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=8), progress=False)
     with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
         experiment = realtime.train_realtime(photo_folder, styles, tmp_path / "run", tiny_options(iterations=8),
-                                             progress=False, accept_config_changes=train_all.DEVICE_DEPENDENT_KEYS)
+                                             progress=False, accept_config_changes=cli.DEVICE_DEPENDENT_KEYS)
     assert experiment.iteration == 8
     assert [(c["key"], c["stored"], c["new"]) for c in experiment.config_changes] == [("options.amp", "fp16", False)]
