@@ -9,13 +9,14 @@ from typing import Callable, Sequence
 
 import checkpoint
 import nntools
+import runtime
 import weights
 
 # What a user can cause and fix: wrong values or types, missing/unreadable files, folders in use, a run that
 # cannot resume as asked, weights that do not verify, a training that diverged.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, OSError, checkpoint.CheckpointError, nntools.NonFiniteLossError,
-    checkpoint.OutputDirLockedError, weights.WeightsError,
+    runtime.OutputDirLockedError, weights.WeightsError,
 )
 
 

@@ -32,7 +32,7 @@ DEVICE_DEPENDENT_KEYS = ("options.amp",)
 
 def amp_for_this_device() -> str | bool:
     """fp16 autocast on a usable CUDA GPU (every CUDA GPU has fp16 units, not every one bf16), else fp32."""
-    return "fp16" if runtime.auto_device().type == "cuda" else False
+    return "fp16" if runtime.pick_device().type == "cuda" else False
 
 
 def train_all(photos: Path, paintings: Path, out: Path, minutes: float, export_dir: Path,

@@ -11,7 +11,6 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-import checkpoint
 import cyclegan
 import gatys
 import imaging
@@ -19,6 +18,7 @@ import nntools
 import numpy as np
 import pytest
 import realtime
+import runtime
 import torch
 import weights
 from PIL import Image
@@ -161,7 +161,7 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], tuple[str, ..
     ("holdout_all_photos", lambda t: imaging.split_holdout(photo_dir(t), 4), ValueError, ("holdout=4", "photos")),
     # --- training folders
     ("exp_output_dir_is_file", lambda t: (t / "f").write_text("x") and experiment(t / "f"), FileExistsError, ("f", "not a folder")),
-    ("exp_locked_by_other_host", lambda t: foreign_lock(t / "run") or experiment(t / "run"), checkpoint.OutputDirLockedError,
+    ("exp_locked_by_other_host", lambda t: foreign_lock(t / "run") or experiment(t / "run"), runtime.OutputDirLockedError,
      ("run", "pid 1", "elsewhere", "LOCK")),
 ]
 

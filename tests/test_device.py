@@ -41,7 +41,7 @@ def pascal_gpu(monkeypatch):
 def test_gpu_without_kernels_in_this_wheel_falls_back_to_the_cpu_with_a_warning(pascal_gpu):
     with pytest.warns(UserWarning, match=r"GTX 1080 Ti, compute capability 6.1\) is not supported by this torch.*"
                                          r"sm_70.*running on the CPU instead"):
-        assert runtime.auto_device().type == "cpu"
+        assert runtime.pick_device().type == "cpu"
     assert runtime.pick_device().type == "cpu"  # the same single choice
     assert runtime.pick_device("cpu").type == "cpu"
 
@@ -49,7 +49,7 @@ def test_gpu_without_kernels_in_this_wheel_falls_back_to_the_cpu_with_a_warning(
 def test_gpu_failing_a_test_operation_falls_back_to_the_cpu(pascal_gpu, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_60"])  # kernels exist, but no driver here
     with pytest.warns(UserWarning, match="fails a test operation.*running on the CPU instead"):
-        assert runtime.auto_device().type == "cpu"
+        assert runtime.pick_device().type == "cpu"
 
 
 def test_bf16_only_where_native(monkeypatch):
