@@ -143,7 +143,7 @@ def test_cpu_bf16_native_reads_the_cpu_flags(monkeypatch):
     assert runtime.cpu_bf16_native("flags : fpu amx_bf16 amx_tile")
     assert not runtime.cpu_bf16_native("flags : fpu sse2 avx2 fma")  # an AVX2-only EPYC: emulated, slow
     assert not runtime.cpu_bf16_native("flags : avx512f avx512bw")   # AVX-512 without its bf16 extension
-    monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: False)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpu_flags=None: False)
     assert not runtime.bf16_native("cpu") and runtime.bf16_supported("cpu")
     with pytest.warns(UserWarning, match="emulated"):
         assert runtime.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16  # still runs, as asked
