@@ -430,7 +430,7 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
                    upsampling: str | None = None, assets_dir: Path = weights.ASSETS_DIR,
                    device: torch.device | str | None = None, precision: str = "auto") -> ResnetGenerator:
     """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode, on
-    ``device`` (None: the GPU if there is a usable one, see :func:`runtime.resolve_device`). ``precision`` ("auto",
+    ``device`` (None: the GPU if there is a usable one, see :func:`runtime.pick_device`). ``precision`` ("auto",
     "fp32", "bf16", "fp16"; see :func:`runtime.resolve_precision`) is what ``translate`` autocasts to.
 
     The architecture comes from the recipe in the manifest unless ``ngf``/``n_blocks``/``upsampling`` are given; a file
@@ -451,7 +451,7 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
     except weights.WeightsError as error:
         raise weights.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
                                   f"upsampling={upsampling}: {error}") from error
-    device = runtime.resolve_device(device)
+    device = runtime.pick_device(device)
     runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     generator.precision = precision
     return generator.to(device).eval()

@@ -437,7 +437,7 @@ def shipped_style_images(model: TransformerNet, assets_dir: Path = weights.ASSET
 def load_style_model(name_or_path: str | Path, assets_dir: Path = weights.ASSETS_DIR,
                      device: str | torch.device | None = None, precision: str = "auto") -> TransformerNet:
     """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path, on ``device``
-    (None: the GPU if there is a usable one, see :func:`runtime.resolve_device`; "cpu" to pin it). ``precision``
+    (None: the GPU if there is a usable one, see :func:`runtime.pick_device`; "cpu" to pin it). ``precision``
     ("auto", "fp32", "bf16", "fp16"; see :func:`runtime.resolve_precision`) is what ``stylize`` autocasts to.
 
     The file's SHA-256 is checked against the MANIFEST.json beside it. A style name selects the shipped model
@@ -476,7 +476,7 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = weights.ASSETS
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
     model.recipe = recipe
-    device = runtime.resolve_device(device)
+    device = runtime.pick_device(device)
     runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     model.precision = precision
     return model.eval().to(device)
