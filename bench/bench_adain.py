@@ -29,7 +29,7 @@ import adain  # noqa: E402
 import cli  # noqa: E402
 import realtime  # noqa: E402
 import torch  # noqa: E402
-from bench_gatys import device_description  # noqa: E402
+from runtime import device_description  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> Path:
             network_ms = median_ms(network_run, device, args.repeats)
             rows.append({"size": size, "precision": precision, "adain_ms": adain_ms, "transform_net_ms": network_ms})
             print(f"{size} px {precision}: AdaIN {adain_ms:.0f} ms, transform network {network_ms:.0f} ms", flush=True)
-    results = {"device": device_description() if device.type == "cpu" else torch.cuda.get_device_name(device),
+    results = {"device": device_description(device),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "cpu_bf16_instructions": cpu_bf16_instructions() if device.type == "cpu" else None,
                "load_average_1min_start": load_start, "load_average_1min_end": load_average(),

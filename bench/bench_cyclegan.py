@@ -27,9 +27,7 @@ import cli  # noqa: E402
 import cyclegan  # noqa: E402
 import torch  # noqa: E402
 from cyclegan import translate  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gatys import device_description  # noqa: E402
+from runtime import device_description  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -99,7 +97,7 @@ def main() -> None:
     if args.worker is not None:
         print(json.dumps(measure(args.worker, ngf, n_blocks, steps, args.repeats, device, amp)))
         return
-    device_name = torch.cuda.get_device_name(device) if gpu else f"{device_description()}, {torch.get_num_threads()} thread(s)"
+    device_name = device_description(device)
     rows = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--worker", str(size), "--ngf", str(ngf), "--n-blocks", str(n_blocks),

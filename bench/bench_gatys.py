@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -86,20 +85,6 @@ def measure(size: int, config: str, iterations: int, threads: int | None) -> dic
             "device": str(device), "threads": torch.get_num_threads()}
 
 
-def device_description() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU {model} ({os.cpu_count()} cores)"
-
-
 def markdown_table(summary: dict) -> str:
     """The results as a markdown table; speed and loss relative to fp32 contiguous at the same size."""
     lines = [f"Device: {summary['device']}, {summary['threads']} thread(s), torch {summary['torch']}, "
@@ -133,7 +118,7 @@ def main() -> None:
     import torch
 
     load_start = os.getloadavg()[0]
-    from runtime import bf16_supported, pick_device
+    from runtime import bf16_supported, device_description, pick_device
 
     device = pick_device()
     cuda = device.type == "cuda"

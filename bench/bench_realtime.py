@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT / "code"))
 import cli  # noqa: E402
 import gatys  # noqa: E402
 import realtime  # noqa: E402
+import runtime  # noqa: E402
 import torch  # noqa: E402
 from models import TransformerNet  # noqa: E402
 
@@ -77,8 +77,7 @@ def main() -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     name = args.model or next(iter(realtime.available_models()), None)
     model = realtime.load_style_model(name, device=device) if name else TransformerNet().eval().to(device)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)")
+    device_name = runtime.device_description(device)
     rows = []
     for size in args.sizes:
         network_ms = time_network(model, size, device, args.repeats)

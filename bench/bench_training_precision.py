@@ -22,9 +22,7 @@ import cli  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gatys import device_description  # noqa: E402
+from runtime import device_description  # noqa: E402
 
 
 def run(photos: Path, style: Path, amp: bool | str, args: argparse.Namespace, folder: Path) -> dict:
@@ -54,8 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = runtime.auto_device().type
-    modes: list[bool | str] = ([False] + (["bf16"] if runtime.bf16_supported(runtime.auto_device()) else [])
+    device = runtime.pick_device().type
+    modes: list[bool | str] = ([False] + (["bf16"] if runtime.bf16_supported(runtime.pick_device()) else [])
                                + (["fp16"] if device == "cuda" else []))
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

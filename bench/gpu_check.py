@@ -228,7 +228,7 @@ def main() -> int:
         return 0
 
     import torch
-    from bench_gatys import device_description
+    from runtime import device_description
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: --device cuda but no usable CUDA GPU here (use --device cpu --quick)", file=sys.stderr)

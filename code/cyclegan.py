@@ -32,7 +32,7 @@ import weights
 from imaging import UnpairedFileDataset, domain_files, split_held_out
 from losses import cycle_consistency_loss, identity_loss, lsgan_loss
 from models import PatchDiscriminator, ResnetGenerator, init_weights
-from runtime import device_description, precision_autocast, resolve_precision
+from runtime import precision_autocast, resolve_precision
 from torch import nn
 
 DIRECTIONS = {"photo2painting": "G_A", "painting2photo": "G_B"}
@@ -328,6 +328,29 @@ def train_cyclegan(
     started = time.monotonic()
     options = options or CycleGANOptions()
     output_dir = Path(output_dir)
+    train_set, val_set, config, split = _cyclegan_data(photos_dir, paintings_dir, options, hold_out_photos,
+                                                       hold_out_paintings, seed, limit_images)
+    model = CycleGANModel(options, seed=seed)
+    exp = nntools.Experiment(model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size,
+                             config=config, accept_config_changes=accept_config_changes, seed=seed,
+                             checkpoint_every=None, device=device, amp=amp, progress=progress,
+                             log_every=log_every)
+    if exp.rank == 0:  # under DDP only rank 0 writes
+        (output_dir / "split.json").write_text(json.dumps(split, indent=2))
+    clock = checkpoint.WallClock(output_dir)
+    exp.autosave = False  # checkpoints follow `schedule` (and the stop), not every chunk or epoch
+    schedule = checkpoint.CheckpointSchedule(checkpoint_every, checkpoint_minutes, exp.iteration)
+    exp.run_for(options.total_epochs, max_iterations, max_minutes=max_minutes, started=started, schedule=schedule,
+                plot=_on_epoch_end(exp.epoch, clock, plot, assets_dir if export_each_epoch else None))
+    if exp.rank == 0:
+        clock.add()
+    return exp
+
+
+def _cyclegan_data(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike, options: CycleGANOptions,
+                   hold_out_photos: int, hold_out_paintings: int, seed: int, limit_images: int | None
+                   ) -> tuple[UnpairedFileDataset, UnpairedFileDataset, dict[str, Any], dict[str, Any]]:
+    """The training and held-out sets of :func:`train_cyclegan`, the data part of its config and its split."""
     photos = domain_files(photos_dir, "Photo (domain A)")
     paintings = domain_files(paintings_dir, "Painting (domain B)")
     train_photos, held_photos = split_held_out(photos, hold_out_photos, seed)
@@ -337,87 +360,35 @@ def train_cyclegan(
     train_set = UnpairedFileDataset(train_photos, train_paintings, options.size, options.load_size, options.flip,
                                     crop_scale=options.train_crop_scale())
     val_set = UnpairedFileDataset(held_photos, held_paintings, options.size, options.load_size, train=False)
-    model = CycleGANModel(options, seed=seed)
     config = {"data": {"photos_dir": str(Path(photos_dir).resolve()), "paintings_dir": str(Path(paintings_dir).resolve()),
                        "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b),
                        "held_out_photos": [p.name for p in held_photos],
                        "held_out_paintings": [p.name for p in held_paintings]}}
-    exp = nntools.Experiment(model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size,
-                             config=config, accept_config_changes=accept_config_changes, seed=seed,
-                             checkpoint_every=None, device=device, amp=amp, progress=progress,
-                             log_every=log_every)
     split = {"held_out_photos": [str(p) for p in held_photos], "held_out_paintings": [str(p) for p in held_paintings],
              "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b)}
-    if exp.rank == 0:  # under DDP only rank 0 writes
-        (output_dir / "split.json").write_text(json.dumps(split, indent=2))
-    ledger = WallClock(output_dir / "wall_time.json")
-    exp.autosave = False  # checkpoints follow `schedule` (and the stop), not every chunk or epoch
-    schedule = checkpoint.CheckpointSchedule(checkpoint_every, checkpoint_minutes, exp.iteration)
+    return train_set, val_set, config, split
 
-    last_epoch = exp.epoch
+
+def _on_epoch_end(start_epoch: int, clock: checkpoint.WallClock, plot: Callable[[nntools.Experiment], Any] | None,
+                  export_to: Path | None) -> Callable[[nntools.Experiment], None]:
+    """The per-epoch hook of :func:`train_cyclegan` (rank 0): record the wall time, export the generators to
+    ``export_to`` (if given), call ``plot``. run() also calls it at the start of every chunk: only new epochs count."""
+    last_epoch = start_epoch
 
     def on_epoch_end(experiment: nntools.Experiment) -> None:
         nonlocal last_epoch
-        if experiment.epoch == last_epoch:  # run() re-plots on every chunk: only react to new epochs
+        if experiment.epoch == last_epoch:
             return
         last_epoch = experiment.epoch
         if experiment.rank != 0:
             return
-        ledger.add()
-        if export_each_epoch:
-            export_generators(experiment, training_recipe(experiment), assets_dir=assets_dir)
+        clock.add()
+        if export_to is not None:
+            export_generators(experiment, training_recipe(experiment), assets_dir=export_to)
         if plot is not None:
             plot(experiment)
 
-    target = options.total_epochs
-    seconds_per_iteration = None
-    while exp.epoch < target and (max_iterations is None or exp.iteration < max_iterations):
-        chunk = 100  # iterations between checks of the time limit and the checkpoint schedule
-        if checkpoint_every is not None:
-            chunk = max(1, min(chunk, checkpoint_every - (exp.iteration - schedule.last_iteration)))
-        if max_minutes is not None:
-            remaining = max_minutes * 60 - (time.monotonic() - started)
-            if seconds_per_iteration is not None:
-                chunk = min(chunk, int(remaining / seconds_per_iteration * 0.95))
-            else:  # speed unknown yet: a short first chunk measures it, so the time limit holds on slow devices
-                chunk = min(chunk, 5)
-            chunk = int(exp.min_over_ranks(chunk))  # DDP ranks agree (save() is collective)
-            if exp.any_rank(remaining <= 0 or chunk < 1):
-                break
-        stop_at = exp.iteration + chunk if max_iterations is None else min(max_iterations, exp.iteration + chunk)
-        chunk_start, iteration_start = time.monotonic(), exp.iteration
-        exp.run(target, plot=on_epoch_end, max_iterations=stop_at)
-        if exp.iteration > iteration_start:
-            seconds_per_iteration = (time.monotonic() - chunk_start) / (exp.iteration - iteration_start)
-        if exp.any_rank(schedule.due(exp.iteration)):  # time-based: the DDP ranks agree (save() is collective)
-            exp.save()
-            schedule.saved(exp.iteration)
-    if exp.iteration > schedule.last_iteration:
-        exp.save()
-    if exp.rank == 0:
-        ledger.add()
-    return exp
-
-
-class WallClock:
-    """Accumulated wall-clock seconds of training sessions in a small JSON file (survives resumes)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.mark = time.monotonic()
-
-    def total(self) -> float:
-        try:
-            return float(json.loads(self.path.read_text())["seconds"])
-        except (OSError, ValueError, KeyError):
-            return 0.0
-
-    def add(self) -> float:
-        now = time.monotonic()
-        total = self.total() + (now - self.mark)
-        self.mark = now
-        self.path.write_text(json.dumps({"seconds": total}))
-        return total
+    return on_epoch_end
 
 
 def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
@@ -435,8 +406,8 @@ def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
         "upsampling": o.upsampling, "norm": o.norm, "crop_scale": list(o.train_crop_scale()),
         "lambda_cycle": o.lambda_cycle, "lambda_identity": o.lambda_identity, "pool_size": o.pool_size,
         "lr": o.lr, "beta1": o.beta1, "seed": exp.seed,
-        "wall_time_s": round(WallClock(exp.output_dir / "wall_time.json").total(), 1),
-        "device": device_description(exp.device), "torch": torch.__version__,
+        "wall_time_s": round(checkpoint.WallClock(exp.output_dir).recorded(), 1),
+        "device": runtime.device_description(exp.device), "torch": torch.__version__,
         "last_epoch_losses": {k: round(v, 4) for k, v in (exp.history[-1] if exp.history else {}).items()
                               if isinstance(v, float)},
     }
@@ -458,7 +429,7 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
                    upsampling: str | None = None, assets_dir: Path = weights.ASSETS_DIR,
                    device: torch.device | str | None = None, precision: str = "auto") -> ResnetGenerator:
     """The shipped generator ``"photo2painting"`` or ``"painting2photo"``, SHA-256 checked, in eval mode, on
-    ``device`` (None: the GPU if there is a usable one, see :func:`runtime.resolve_device`). ``precision`` ("auto",
+    ``device`` (None: the GPU if there is a usable one, see :func:`runtime.pick_device`). ``precision`` ("auto",
     "fp32", "bf16", "fp16"; see :func:`runtime.resolve_precision`) is what ``translate`` autocasts to.
 
     The architecture comes from the recipe in the manifest unless ``ngf``/``n_blocks``/``upsampling`` are given; a file
@@ -479,7 +450,7 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
     except weights.WeightsError as error:
         raise weights.WeightsError(f"expected a ResnetGenerator with ngf={ngf}, n_blocks={n_blocks}, "
                                   f"upsampling={upsampling}: {error}") from error
-    device = runtime.resolve_device(device)
+    device = runtime.pick_device(device)
     runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     generator.precision = precision
     return generator.to(device).eval()

@@ -376,7 +376,7 @@ def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.Path
     every image is loaded with its longest side ``size``. The untrained baseline is the recipe seed's initial G.
     Runs on ``device`` (None: the GPU if there is a usable one).
     """
-    device = runtime.resolve_device(device)
+    device = runtime.pick_device(device)
     photo2painting = load_generator("photo2painting", assets_dir=assets_dir, device=device)
     painting2photo = load_generator("painting2photo", assets_dir=assets_dir, device=device)
     if vgg is None:

@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 import nntools
 from gatys import GatysOptions, GatysResult, StyleTransfer
 from imaging import load_image, show_images
-from nntools import _flatten_numeric
+from nntools import flatten_numeric
 
 
 def _save_figure(figure, output_dir: str | Path | None, name: str):
@@ -330,10 +330,10 @@ def plot_history(history: list[dict[str, Any]], ax: Any = None, keys: Iterable[s
     epochs = [entry.get("epoch", i + 1) for i, entry in enumerate(history)]
     series: dict[str, list[float]] = {}
     for entry in history:
-        for name, value in _flatten_numeric(entry).items():
+        for name, value in flatten_numeric(entry).items():
             series.setdefault(name, [math.nan] * len(epochs))
     for i, entry in enumerate(history):
-        for name, value in _flatten_numeric(entry).items():
+        for name, value in flatten_numeric(entry).items():
             series[name][i] = value
     wanted = list(keys) if keys is not None else list(series)
     drawn: list[list[float]] = []

@@ -24,9 +24,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from checkpoint import atomic_write_bytes
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
-from weights import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 

@@ -43,7 +43,6 @@ from imaging import (
 )
 from losses import PerceptualLoss
 from models import TransformerNet, VGGFeatures, widen
-from runtime import _device_name
 
 StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
 
@@ -241,13 +240,53 @@ def train_realtime(
 
     Stops after ``options.iterations`` in total or ``max_minutes`` of this call, whichever comes first. Samples of
     the held-out photos go to ``output_dir/samples``; with ``export_name`` the fp16 weights are exported to
-    ``assets_dir`` every ``options.export_every`` iterations and at the end.
-    """
+    ``assets_dir`` every ``options.export_every`` iterations and at the end."""
     options = options or RealtimeOptions()
     if export_name and options.iterations < 1:
         raise ValueError(f"iterations={options.iterations} with export_name={export_name!r} would export an untrained "
                          "network as final; give iterations >= 1")
-    started = time.time()
+    started = time.monotonic()
+    experiment, recipe = _realtime_experiment(photos_dir, style_images, output_dir, options, device, progress, accept_config_changes)
+    model: RealtimeStyleModel = experiment.model  # type: ignore[assignment]
+    warm_start = _warm_start(model, init_from, experiment, output_dir) if init_from else _read_warm_start(output_dir)
+    held_photos = torch.stack([experiment.val_set[i] for i in range(min(4, len(experiment.val_set)))]).to(experiment.device)
+    clock = checkpoint.WallClock(output_dir, start=started)
+    recipe.update({"warm_start": warm_start} if warm_start else {})
+    exports = {"last": experiment.iteration}  # iteration of the last periodic export
+
+    def export(reason: str) -> None:
+        if export_name and experiment.rank == 0:
+            export_model(model.transformer, export_name, options, style_images, recipe_extra={
+                **recipe, "iterations": experiment.iteration + (warm_start or {}).get("iterations", 0),
+                "wall_seconds": round(clock.total() + (warm_start or {}).get("wall_seconds", 0), 1),
+                "device": runtime.device_description(experiment.device), "torch": torch.__version__,
+                "export_reason": reason, "history_last_epoch": experiment.history[-1] if experiment.history else None,
+            }, assets_dir=assets_dir)
+
+    def after_chunk(exp: nntools.Experiment) -> None:
+        if exp.iteration % options.sample_every and exp.iteration < options.iterations:
+            return
+        if exp.rank == 0:  # under DDP only rank 0 writes samples, logs and exports
+            _save_samples(exp, held_photos)
+            _log_progress(exp, "progress", clock)
+        if options.export_every and exp.iteration - exports["last"] >= options.export_every:
+            export("periodic")
+            exports["last"] = exp.iteration
+
+    epochs_needed = math.ceil(options.iterations / max(1, recipe["training_images"] // options.batch_size)) + 1
+    schedule = checkpoint.CheckpointSchedule(options.checkpoint_every, options.checkpoint_minutes, experiment.iteration)
+    experiment.run_for(epochs_needed, options.iterations, max_minutes=max_minutes, started=started, schedule=schedule,
+                       chunk=max(1, min(options.sample_every, 10)), align=options.sample_every, after_chunk=after_chunk)
+    _log_progress(experiment, "stopped" if experiment.iteration < options.iterations else "finished", clock)
+    export("final" if experiment.iteration >= options.iterations else "time limit")
+    return experiment
+
+
+def _realtime_experiment(photos_dir: str | Path, style_images: Mapping[str, str | Path], output_dir: str | Path,
+                         options: RealtimeOptions, device: str | torch.device | None, progress: bool,
+                         accept_config_changes: Sequence[str] | str) -> tuple[nntools.Experiment, dict[str, Any]]:
+    """The data (held-out photos split off), the model and the (resumed) Experiment of :func:`train_realtime`,
+    and the data part of the exported recipe."""
     train_files, held_out = split_holdout(photos_dir, options.holdout, options.seed)
     load_size = options.load_size or round(options.image_size * 1.5)
     train_set = ImageFolderDataset(photos_dir, options.image_size, load_size, options.crop_scale, flip=True, train=True, files=train_files)
@@ -264,63 +303,28 @@ def train_realtime(
         log_every=10,
     )
     experiment.skipped = train_set.skipped + val_set.skipped
-    experiment.autosave = False  # checkpoints follow `schedule` (and every stop), not every run() call
-    schedule = checkpoint.CheckpointSchedule(options.checkpoint_every, options.checkpoint_minutes, experiment.iteration)
-    warm_start = _warm_start(model, init_from, experiment, output_dir) if init_from else _read_warm_start(output_dir)
-    samples_dir = Path(output_dir) / "samples"
-    held_photos = torch.stack([val_set[i] for i in range(min(4, len(val_set)))]).to(experiment.device)
-    log = Path(output_dir) / "train_log.jsonl"
-    previous_seconds = _previous_wall_seconds(log)
-    last_export = experiment.iteration
+    experiment.autosave = False  # checkpoints follow the schedule of run_for (and every stop), not every run() call
+    return experiment, {"photos_dir": str(photos_dir), "training_images": len(train_set),
+                        "held_out": [f.name for f in held_out]}
 
-    def record(kind: str) -> None:
-        if experiment.rank != 0:
-            return
-        elapsed = previous_seconds + time.time() - started
-        entry = {"kind": kind, "iteration": experiment.iteration, "epoch": experiment.epoch,
-                 "wall_seconds": round(elapsed, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "last_epoch": experiment.history[-1] if experiment.history else None}
-        with open(log, "a") as file:
-            file.write(json.dumps(entry) + "\n")
 
-    def export(reason: str) -> None:
-        if export_name and experiment.rank == 0:
-            export_model(model.transformer, export_name, options, style_images, recipe_extra={
-                "photos_dir": str(photos_dir), "training_images": len(train_set), "held_out": [f.name for f in held_out],
-                "iterations": experiment.iteration + (warm_start or {}).get("iterations", 0),
-                "wall_seconds": round(previous_seconds + time.time() - started + (warm_start or {}).get("wall_seconds", 0), 1),
-                **({"warm_start": warm_start} if warm_start else {}),
-                "device": _device_name(experiment.device), "torch": torch.__version__, "export_reason": reason,
-                "history_last_epoch": experiment.history[-1] if experiment.history else None,
-            }, assets_dir=assets_dir)
+def _save_samples(experiment: nntools.Experiment, photos: torch.Tensor) -> None:
+    """The held-out ``photos`` in every style, as ``output_dir/samples/iter_NNNNNN.png``."""
+    transformer = experiment.model.transformer
+    transformer.eval()
+    save_image(sample_grid(transformer, photos), experiment.output_dir / "samples" / f"iter_{experiment.iteration:06d}.png")
+    transformer.train()
 
-    epochs_needed = math.ceil(options.iterations / max(1, len(train_set) // options.batch_size)) + 1
-    chunk = max(1, min(options.sample_every, 10))  # iterations between checks of the time limit
-    while experiment.iteration < options.iterations:
-        if experiment.any_rank(max_minutes is not None and time.time() - started > max_minutes * 60):
-            break  # every DDP rank stops together (save() is collective)
-        next_sample = (experiment.iteration // options.sample_every + 1) * options.sample_every
-        target = min(options.iterations, next_sample, experiment.iteration + chunk)
-        if options.checkpoint_every:
-            target = min(target, schedule.last_iteration + options.checkpoint_every)
-        experiment.run(epochs_needed, max_iterations=target)
-        if experiment.any_rank(schedule.due(experiment.iteration)):  # time-based: DDP ranks agree (save() is collective)
-            experiment.save()
-            schedule.saved(experiment.iteration)
-        if experiment.iteration % options.sample_every and experiment.iteration < options.iterations:
-            continue
-        if experiment.rank == 0:  # under DDP only rank 0 writes samples, logs and exports
-            model.transformer.eval()
-            save_image(sample_grid(model.transformer, held_photos), samples_dir / f"iter_{experiment.iteration:06d}.png")
-            model.transformer.train()
-            record("progress")
-        if options.export_every and experiment.iteration - last_export >= options.export_every:
-            export("periodic")
-            last_export = experiment.iteration
-    experiment.save()
-    record("stopped" if experiment.iteration < options.iterations else "finished")
-    export("final" if experiment.iteration >= options.iterations else "time limit")
-    return experiment
+
+def _log_progress(experiment: nntools.Experiment, kind: str, clock: checkpoint.WallClock) -> None:
+    """Append a line to ``train_log.jsonl`` (rank 0) and record the accumulated wall time."""
+    if experiment.rank != 0:
+        return
+    entry = {"kind": kind, "iteration": experiment.iteration, "epoch": experiment.epoch,
+             "wall_seconds": round(clock.add(), 1), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "last_epoch": experiment.history[-1] if experiment.history else None}
+    with open(experiment.output_dir / "train_log.jsonl", "a") as file:
+        file.write(json.dumps(entry) + "\n")
 
 
 def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nntools.Experiment, output_dir: str | Path) -> dict | None:
@@ -358,20 +362,6 @@ def _warm_start(model: RealtimeStyleModel, init_from: str | Path, experiment: nn
 def _read_warm_start(output_dir: str | Path) -> dict | None:
     path = Path(output_dir) / "warm_start.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _previous_wall_seconds(log: Path) -> float:
-    """Wall time spent by earlier (interrupted) calls on the same run, from its log."""
-    if not log.exists():
-        return 0.0
-    seconds, offset = 0.0, 0.0
-    for line in log.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        seconds = entry.get("wall_seconds", seconds)
-    return seconds + offset
 
 
 # ------------------------------------------------------------------------------------------ export / load
@@ -445,7 +435,7 @@ def shipped_style_images(model: TransformerNet, assets_dir: Path = weights.ASSET
 def load_style_model(name_or_path: str | Path, assets_dir: Path = weights.ASSETS_DIR,
                      device: str | torch.device | None = None, precision: str = "auto") -> TransformerNet:
     """A trained TransformerNet (eval mode, float32) from a style name, an assets file name or a path, on ``device``
-    (None: the GPU if there is a usable one, see :func:`runtime.resolve_device`; "cpu" to pin it). ``precision``
+    (None: the GPU if there is a usable one, see :func:`runtime.pick_device`; "cpu" to pin it). ``precision``
     ("auto", "fp32", "bf16", "fp16"; see :func:`runtime.resolve_precision`) is what ``stylize`` autocasts to.
 
     The file's SHA-256 is checked against the MANIFEST.json beside it. A style name selects the shipped model
@@ -484,7 +474,7 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = weights.ASSETS
     model.style_names = list(recipe.get("styles") or [f"style_{i}" for i in range(model.n_styles)])
     model.default_style = model.style_names.index(default_style) if default_style else 0
     model.recipe = recipe
-    device = runtime.resolve_device(device)
+    device = runtime.pick_device(device)
     runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     model.precision = precision
     return model.eval().to(device)

@@ -1,10 +1,14 @@
 """Where and how code runs: the device, the numeric precision, seeds, threads and the supported versions.
 
-* Device: :func:`auto_device` / :func:`resolve_device` (CUDA when usable, then MPS, then CPU) and
+* Device: :func:`pick_device` (the one asked for, else CUDA when usable, then MPS, then CPU) and
   :func:`device_description` for recipes and benchmarks.
 * Precision: ``"auto"`` resolves to bf16 autocast on GPUs and CPUs with native bfloat16 instructions, fp32 elsewhere
   (:func:`resolve_precision`); :func:`bf16_native` tells an AVX512-BF16/AMX CPU from one where bf16 is emulated.
 * Seeds for reproducible runs (:func:`derive_seed`) and CPU threads for the demo (:func:`free_cpu_threads`).
+* Processes: the DDP rank (:func:`dist_info`) and the agreement of all ranks (:func:`any_rank`,
+  :func:`min_over_ranks`, :func:`barrier`); :func:`stop_when_parent_dies` for workers of a killed launcher;
+  :func:`acquire_output_dir`, the lock that lets one live process write into a training folder.
+* Seeded data order for exact resume: :class:`ResumableSampler` and :class:`SeededDataset`.
 * Start-up check of the Python and torch versions this code needs (README "Requirements").
 
 Python >= 3.10: type aliases such as ``StyleChoice = int | str | ...`` (``realtime.py``, ``transformer_net.py``) are
@@ -15,29 +19,30 @@ of checkpoints, CPU bf16 autocast, ``torch.mps`` RNG state); the newer ``torch.a
 message instead of a TypeError deep in an import."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import platform
 import random
 import re
+import signal
+import socket
 import sys
+import threading
+import time
 import warnings
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-
-try:  # tqdm is optional: without it there is simply no progress bar.
-    from tqdm.auto import tqdm as _tqdm
-except ImportError:  # pragma: no cover - depends on the environment
-    _tqdm = None
-
-
-
+from torch.utils.data import Dataset, Sampler
 
 MIN_PYTHON = (3, 10)
 
@@ -88,34 +93,30 @@ check_versions()
 
 
 # ----------------------------------------------------------------------------- helpers
-def auto_device() -> torch.device:
-    """CUDA (the local rank's GPU under torchrun) if this torch build can run on it, then Apple MPS, then CPU.
+def pick_device(device: torch.device | str | None = None) -> torch.device:
+    """The project's one device choice: ``device`` when given (a bare "cuda" gets the current GPU's index, which
+    ``torch.cuda.mem_get_info`` on torch <= 2.4 and the per-device RNG calls need), else CUDA (the local rank's GPU
+    under torchrun) if this torch build can run on it, then Apple MPS, then CPU.
 
     ``torch.cuda.is_available()`` alone is not enough: a wheel without kernels for the GPU's architecture (recent
     wheels dropped Pascal, sm_6x) fails at the first convolution with "no kernel image is available". Such a GPU
     is skipped with a warning saying why (see :func:`cuda_unusable_reason`).
     """
+    if device is not None:
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        return device
     if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        reason = cuda_unusable_reason(device.index)
+        cuda = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        reason = cuda_unusable_reason(cuda.index)
         if reason is None:
-            return device
+            return cuda
         warnings.warn(f"{reason}; running on the CPU instead", stacklevel=2)
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def resolve_device(device: torch.device | str | None = None) -> torch.device:
-    """``device``, or :func:`auto_device` for None; a bare "cuda" gets the current GPU's index (what
-    ``torch.cuda.mem_get_info`` on torch <= 2.4 and the per-device RNG calls need)."""
-    if device is None:
-        return auto_device()
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", torch.cuda.current_device())
-    return device
 
 
 def arch_supported(capability: tuple[int, int], arch_list: Iterable[str]) -> bool:
@@ -140,7 +141,7 @@ def arch_supported(capability: tuple[int, int], arch_list: Iterable[str]) -> boo
     return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_unusable_reason(index: int = 0) -> str | None:
     """Why CUDA device ``index`` cannot run this torch build (None if it can): architecture check, then one tiny op."""
     capability = tuple(torch.cuda.get_device_capability(index))
@@ -257,17 +258,77 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def _dist_info() -> tuple[int, int]:
+def seed_global_rngs(seed: int) -> None:
+    """Seed the global Python, NumPy and torch generators (a fresh training run starts from ``seed``)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- processes (DDP)
+def dist_info() -> tuple[int, int]:
     """(rank, world_size); (0, 1) unless torch.distributed is initialised."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
-def _seed_global_rngs(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def _collective_device(device: torch.device) -> torch.device:
+    return device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """``flag`` or-ed over all DDP ranks (all-reduce MAX), the same on every rank; just ``flag`` without DDP.
+
+    Use it for every decision to stop (time limits): saving a checkpoint is collective, so ranks that disagree on
+    whether to go on would wait for each other for ever. ``device``: this rank's training device."""
+    if dist_info()[1] == 1:
+        return bool(flag)
+    value = torch.tensor([1.0 if flag else 0.0], device=_collective_device(device))
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def min_over_ranks(value: float, device: torch.device) -> float:
+    """The smallest ``value`` over all DDP ranks (e.g. how many iterations still fit in a time limit)."""
+    if dist_info()[1] == 1:
+        return value
+    tensor = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device(device))
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return tensor.item()
+
+
+def barrier(device: torch.device) -> None:
+    """Wait for every DDP rank (nothing without DDP)."""
+    if dist_info()[1] > 1:
+        if dist.get_backend() == "nccl":  # tells NCCL the rank's GPU (else it guesses, and may hang)
+            dist.barrier(device_ids=[device.index])
+        else:
+            dist.barrier()
+
+
+_watchdog_started = False
+
+
+def stop_when_parent_dies(interval: float = 0.5) -> None:
+    """Start a daemon thread that SIGKILLs this process once its parent (e.g. the torchrun launcher) is gone.
+
+    Checkpoint writes are atomic, so stopping at any moment loses at most the work since the last checkpoint,
+    whereas a worker orphaned by a killed launcher would keep writing into a folder a restarted run also uses.
+    """
+    global _watchdog_started
+    if _watchdog_started:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="stop-when-parent-dies", daemon=True).start()
+    _watchdog_started = True
 
 
 # ----------------------------------------------------------------------------- models
@@ -295,11 +356,25 @@ def resolve_amp(amp: bool | str | None, device: torch.device) -> torch.dtype | N
     raise ValueError(f"amp must be False, True, 'fp16' or 'bf16', got {amp!r}")
 
 
-# --------------------------------------------------------------------------------------------------- training
-def device_description(device: torch.device) -> str:
+# ----------------------------------------------------------------------------- descriptions
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what :mod:`platform` knows)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def device_description(device: torch.device | str | None = None) -> str:
+    """What runs the code, for recipes and benchmark reports: "cuda (<GPU name>)", or "cpu (<CPU model>, <cores>
+    cores, <n> thread(s))" with torch's thread count; None: the device :func:`pick_device` chooses."""
+    device = pick_device(device)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+    if device.type != "cpu":
+        return device.type
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} thread(s))"
 
 
 def free_cpu_threads() -> int:
@@ -316,13 +391,189 @@ def free_cpu_threads() -> int:
     return max(1, min(cores, cores - busy))
 
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The one asked for, else CUDA if this torch build runs on the GPU, then MPS, then CPU
-    (:func:`nntools.resolve_device`: the project's single device choice)."""
-    return resolve_device(device)
+# ----------------------------------------------------------------------------- seeded data order
+class ResumableSampler(Sampler):
+    """Per-epoch permutation that is a pure function of (seed, epoch), resumable at any position.
+
+    Yields ``(dataset_index, sample_seed)`` pairs for :class:`SeededDataset`. Under DDP each
+    rank takes the permutation positions ``start + rank, start + rank + world_size, ...``.
+    """
+
+    def __init__(self, length: int, seed: int, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1, stream: str = "train") -> None:
+        self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.rank, self.world_size, self.stream = rank, world_size, stream
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch and the global permutation position to start from."""
+        self.epoch, self.start = epoch, start
+
+    def permutation(self, epoch: int) -> list[int]:
+        """The full (unsharded) order of dataset indices for ``epoch``."""
+        if not self.shuffle:
+            return list(range(self.length))
+        generator = torch.Generator().manual_seed(derive_seed("perm", self.seed, epoch))
+        return torch.randperm(self.length, generator=generator).tolist()
+
+    def __len__(self) -> int:
+        return max(self.length - self.start, 0) // self.world_size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self.permutation(self.epoch)
+        for i in range(len(self)):
+            position = self.start + i * self.world_size + self.rank
+            yield order[position], derive_seed(self.stream, self.seed, self.epoch, position)
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+class SeededDataset(Dataset):
+    """Wraps a dataset so that item ``(index, sample_seed)`` is produced under that seed.
+
+    The torch CPU, python ``random`` and NumPy global generators are seeded for the call and
+    restored afterwards, so random crops/flips are reproducible whatever the resume point or
+    ``num_workers``, and the caller's RNG streams are not disturbed.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        index, sample_seed = key
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(sample_seed)
+            random.seed(sample_seed)
+            np.random.seed(sample_seed % 2**32)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
+
+
+# ----------------------------------------------------------------------------- the output folder's lock
+# A file ``LOCK`` holding the owner's pid, host and start time, created atomically (``O_CREAT|O_EXCL``): one live
+# process writes checkpoints into an ``output_dir`` at a time. A second one gets OutputDirLockedError naming the
+# holder. A lock left by a killed process (same host, pid no longer running, or a different process now under that
+# pid) is stale and taken over with a warning. Inside one process the lock is re-entrant (constructing an
+# Experiment again on the same folder, as a notebook resume does, is fine); it is released when the last holder is
+# garbage collected or at interpreter exit.
+LOCK_NAME = "LOCK"
+_held: dict[Path, int] = {}  # lock path -> number of live holders in this process
+_guard = threading.Lock()
+
+
+class OutputDirLockedError(RuntimeError):
+    """Another live process trains into the same ``output_dir`` (the message names it)."""
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux /proc), to tell a reused pid from the holder."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return start is None or _process_start(pid) in (None, start)
+
+
+def _holder_text(holder: dict[str, Any]) -> str:
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("time", 0)))
+    return f"pid {holder.get('pid')} on host {holder.get('host')!r} (since {since})"
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _try_create(path: Path) -> bool:
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), "start": _process_start(os.getpid())}
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as file:
+        file.write(json.dumps(me))
+        file.flush()
+        os.fsync(file.fileno())
+    return True
+
+
+def acquire_output_dir(output_dir: str | os.PathLike, owner: object) -> weakref.finalize:
+    """Lock ``output_dir`` for this process as long as ``owner`` lives; raise OutputDirLockedError if held.
+
+    Returns the release handle: calling it releases this hold early (e.g. when the owner's construction fails)."""
+    path = Path(output_dir).resolve() / LOCK_NAME
+    with _guard:
+        if _held.get(path):
+            _held[path] += 1
+        else:
+            for _ in range(3):  # a stale lock is moved away, then created again atomically
+                if _try_create(path):
+                    break
+                holder = _read(path)
+                if holder is None:  # being written right now, or truncated by a kill during the write
+                    try:
+                        age = time.time() - path.stat().st_mtime
+                    except FileNotFoundError:
+                        continue
+                    if age < 5:
+                        time.sleep(0.2)
+                        continue
+                    holder = {}
+                same_host = holder.get("host") == socket.gethostname()
+                if holder and (not same_host or _alive(int(holder["pid"]), holder.get("start"))):
+                    raise OutputDirLockedError(
+                        f"{path.parent} is in use by {_holder_text(holder)}: two runs must not write into one "
+                        f"output_dir. Stop that process or use another output_dir; if it is not running any more "
+                        f"(e.g. on another machine sharing this folder), delete {path}.")
+                warnings.warn(f"Taking over the stale lock {path} of {_holder_text(holder) if holder else 'an unknown process'} "
+                              "(no longer running)")
+                try:
+                    os.replace(path, path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))
+                    os.remove(path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}"))
+                except FileNotFoundError:  # another process took it over first: try again
+                    pass
+            else:
+                raise OutputDirLockedError(f"could not lock {path.parent}: {path} keeps changing (another process?)")
+            _held[path] = 1
+    return weakref.finalize(owner, _release, path)
+
+
+def _release(path: Path) -> None:
+    with _guard:
+        count = _held.get(path, 0) - 1
+        if count > 0:
+            _held[path] = count
+            return
+        _held.pop(path, None)
+        holder = _read(path)
+        if holder and holder.get("pid") == os.getpid():
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+@atexit.register
+def _release_all() -> None:
+    for path in list(_held):
+        _held[path] = 1
+        _release(path)

@@ -41,7 +41,7 @@ def pascal_gpu(monkeypatch):
 def test_gpu_without_kernels_in_this_wheel_falls_back_to_the_cpu_with_a_warning(pascal_gpu):
     with pytest.warns(UserWarning, match=r"GTX 1080 Ti, compute capability 6.1\) is not supported by this torch.*"
                                          r"sm_70.*running on the CPU instead"):
-        assert runtime.auto_device().type == "cpu"
+        assert runtime.pick_device().type == "cpu"
     assert runtime.pick_device().type == "cpu"  # the same single choice
     assert runtime.pick_device("cpu").type == "cpu"
 
@@ -49,7 +49,7 @@ def test_gpu_without_kernels_in_this_wheel_falls_back_to_the_cpu_with_a_warning(
 def test_gpu_failing_a_test_operation_falls_back_to_the_cpu(pascal_gpu, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_60"])  # kernels exist, but no driver here
     with pytest.warns(UserWarning, match="fails a test operation.*running on the CPU instead"):
-        assert runtime.auto_device().type == "cpu"
+        assert runtime.pick_device().type == "cpu"
 
 
 def test_bf16_only_where_native(monkeypatch):
@@ -143,7 +143,7 @@ def test_cpu_bf16_native_reads_the_cpu_flags(monkeypatch):
     assert runtime.cpu_bf16_native("flags : fpu amx_bf16 amx_tile")
     assert not runtime.cpu_bf16_native("flags : fpu sse2 avx2 fma")  # an AVX2-only EPYC: emulated, slow
     assert not runtime.cpu_bf16_native("flags : avx512f avx512bw")   # AVX-512 without its bf16 extension
-    monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: False)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpu_flags=None: False)
     assert not runtime.bf16_native("cpu") and runtime.bf16_supported("cpu")
     with pytest.warns(UserWarning, match="emulated"):
         assert runtime.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16  # still runs, as asked

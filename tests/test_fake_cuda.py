@@ -78,8 +78,8 @@ def test_fake_gpu_fails_on_a_device_mix_as_cuda_does(gpu):
 
 
 def test_architecture_check_accepts_the_fake_gpu_and_the_device_choice_uses_it(gpu):
-    assert runtime.auto_device() == GPU and runtime.resolve_device("cuda") == GPU
-    assert runtime.resolve_device(None) == GPU and runtime.resolve_device("cpu").type == "cpu"
+    assert runtime.pick_device() == GPU and runtime.pick_device("cuda") == GPU
+    assert runtime.pick_device(None) == GPU and runtime.pick_device("cpu").type == "cpu"
     assert not runtime.bf16_supported(GPU) and runtime.bf16_supported("cpu")
     assert cli.amp_for_this_device() == "fp16"
 

@@ -17,6 +17,7 @@ import figures
 import nntools
 import numpy as np
 import pytest
+import runtime
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -342,7 +343,7 @@ def test_max_iterations_then_resume_matches_uninterrupted(tmp_path: Path) -> Non
 
 # ----------------------------------------------------------------------------- data order and augmentation
 def test_sampler_is_a_pure_resumable_function_of_seed_and_epoch() -> None:
-    sampler = nntools.ResumableSampler(20, seed=3)
+    sampler = runtime.ResumableSampler(20, seed=3)
     sampler.set_epoch(2)
     whole = list(sampler)
     sampler.set_epoch(2, start=8)
@@ -352,14 +353,14 @@ def test_sampler_is_a_pure_resumable_function_of_seed_and_epoch() -> None:
     assert sorted(i for i, _ in whole) == list(range(20))
     shards = []
     for rank in range(2):  # DDP: ranks take interleaved positions of the same permutation
-        shard = nntools.ResumableSampler(20, seed=3, rank=rank, world_size=2)
+        shard = runtime.ResumableSampler(20, seed=3, rank=rank, world_size=2)
         shard.set_epoch(2, start=4)
         shards.append(list(shard))
     assert shards[0] == whole[4::2] and shards[1] == whole[5::2]
 
 
 def test_seeded_dataset_is_reproducible_and_leaves_global_rng_alone() -> None:
-    data = nntools.SeededDataset(AugmentedData())
+    data = runtime.SeededDataset(AugmentedData())
     torch.manual_seed(1)
     random.seed(1)
     before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())

@@ -28,13 +28,13 @@ GPU = torch.device("cuda", 0)
 @pytest.fixture
 def native_cpu(monkeypatch):
     """A CPU with AVX512-BF16 or AMX."""
-    monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: True)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpu_flags=None: True)
 
 
 @pytest.fixture
 def avx2_cpu(monkeypatch):
     """A CPU without bf16 instructions (this machine's AMD EPYC: bf16 is emulated, 40x slower)."""
-    monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: False)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpu_flags=None: False)
 
 
 def resolve_quietly(precision: str, device) -> str:
@@ -151,9 +151,9 @@ def tiny(**overrides) -> GatysOptions:
 
 def test_gatys_default_is_auto_and_runs_bf16_only_on_a_native_cpu(monkeypatch, vgg):
     assert GatysOptions().precision == "auto"
-    monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: False)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpu_flags=None: False)
     assert StyleTransfer(tiny(), vgg=vgg).precision == "fp32"
-    monkeypatch.setattr(nntools, "cpu_bf16_native", lambda cpu_flags=None: True)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpu_flags=None: True)
     assert StyleTransfer(tiny(), vgg=vgg).precision == "bf16"
 
 

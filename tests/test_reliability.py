@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import checkpoint
 import nntools
 import pytest
+import runtime
 import torch
 from test_nntools import TwoNetModel, load, make_experiment  # noqa: F401 - shared tiny model and helpers
 
@@ -93,7 +93,7 @@ def test_a_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path: Pa
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         assert holder.stdout.readline().strip() == "LOCKED"
-        with pytest.raises(checkpoint.OutputDirLockedError) as error:
+        with pytest.raises(runtime.OutputDirLockedError) as error:
             make_experiment(out)
         message = str(error.value)
         assert f"pid {holder.pid}" in message and socket.gethostname() in message and str(out) in message
