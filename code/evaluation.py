@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 import weights
 from cyclegan import CycleGANModel, CycleGANOptions, load_generator, translate
-from imaging import domain_files, load_image
+from gatys import optimise_pixels
+from imaging import domain_files, load_image, split_held_out
 from losses import PerceptualLoss, cycle_consistency_loss, gram_matrix
 from models import TransformerNet
 from realtime import RealtimeOptions, stylize
@@ -169,18 +170,6 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
     }
 
 
-def split_files(folder: str | os.PathLike, held_out_names: Sequence[str]) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files) of an image folder, the held-out ones named by file name."""
-    from imaging import list_images
-
-    names = set(held_out_names)
-    files = list_images(folder)
-    missing = names - {f.name for f in files}
-    if missing:
-        raise FileNotFoundError(f"held-out image(s) not found in {folder}: {sorted(missing)}")
-    return [f for f in files if f.name not in names], [f for f in files if f.name in names]
-
-
 def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos_dir: str, paintings_dir: str,
                     held_out_photos: Sequence[str], held_out_paintings: Sequence[str], size: int = 256,
                     vgg: nn.Module | None = None, probe: PaintingProbe | None = None) -> dict[str, float]:
@@ -192,8 +181,8 @@ def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos
     from models import VGGFeatures
 
     vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
-    train_photos, held_photos = split_files(photos_dir, held_out_photos)
-    train_paintings, held_paintings = split_files(paintings_dir, held_out_paintings)
+    train_photos, held_photos = split_held_out(photos_dir, names=held_out_photos)
+    train_paintings, held_paintings = split_held_out(paintings_dir, names=held_out_paintings)
     if probe is None:
         probe = fit_probe(vgg, [load_image(f, size) for f in train_photos], [load_image(f, size) for f in train_paintings])
     return evaluate_cyclegan(photo2painting, painting2photo, [load_image(f, size) for f in held_photos],
@@ -267,8 +256,8 @@ def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, 
     held_photo_names = [Path(p).name for p in split["held_out_photos"]]
     held_painting_names = [Path(p).name for p in split["held_out_paintings"]]
     vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
-    train_photos, held_photos = split_files(photos_dir, held_photo_names)
-    train_paintings, held_paintings = split_files(paintings_dir, held_painting_names)
+    train_photos, held_photos = split_held_out(photos_dir, names=held_photo_names)
+    train_paintings, held_paintings = split_held_out(paintings_dir, names=held_painting_names)
     probe = fit_probe(vgg, [load_image(f, size) for f in train_photos], [load_image(f, size) for f in train_paintings])
     photos = [load_image(f, size) for f in held_photos]
     paintings = [load_image(f, size) for f in held_paintings]
@@ -430,28 +419,22 @@ def evidence_table(results: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ quality comparison
 def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, iterations: int = 100,
                    progress: bool = False) -> tuple[torch.Tensor, list[float]]:
-    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations (Gatys et al. sec. 3; no line
-    search, so one loss evaluation per iteration, as in neural-style), starting from ``init``.
-    Returns (x clamped to [0, 1], the loss at each evaluation)."""
+    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations from ``init`` (the loop of
+    :func:`gatys.optimise_pixels`, history 50, the loss as is). Returns (x clamped to [0, 1], the loss at each
+    evaluation)."""
     from tqdm.auto import tqdm
 
-    image = init.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations * 5 // 4,
-                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
     trace: list[float] = []
-    bar = tqdm(total=iterations + 1, desc="L-BFGS", disable=not progress, leave=False)
+    bar = tqdm(total=iterations, desc="L-BFGS", disable=not progress, leave=False)
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(image)
-        loss.backward()
-        trace.append(float(loss.detach()))
+    def record(image: torch.Tensor, losses: dict[str, float]) -> None:
+        trace.append(losses["total"])
         bar.update()
-        return loss
 
-    optimizer.step(closure)
+    image = optimise_pixels(lambda x: {"total": loss_fn(x)}, init, iterations, history_size=50, start_at=None,
+                            on_iteration=record)
     bar.close()
-    return image.detach().clamp(0, 1), trace
+    return image.clamp(0, 1), trace
 
 
 def compare_with_optimisation(

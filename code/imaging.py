@@ -520,17 +520,6 @@ class UnpairedFileDataset(UnpairedDataset):
         self.train = train
 
 
-def split_held_out(files: Sequence[Path], count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(train, held_out): ``count`` files drawn with ``random.Random(seed)`` from the sorted list."""
-    files = sorted(files)
-    integer("hold-out count", count, 0)
-    if count >= len(files):
-        raise ValueError(f"cannot hold out {count} of {len(files)} images in {Path(files[0]).parent}: "
-                         "at least one must remain for training")
-    held = set(random.Random(seed).sample(range(len(files)), count))
-    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
-
-
 def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
     """Images in ``folder`` with an error naming the domain when the folder is missing or empty."""
     try:
@@ -539,12 +528,37 @@ def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
         raise type(error)(f"{domain} folder: {error}") from error
 
 
-# ------------------------------------------------------------------------------------------------ training
-def split_holdout(photos_dir: str | Path, holdout: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files): ``holdout`` photos drawn with a fixed seed, never trained on."""
-    files = list_images(photos_dir)
-    if holdout >= len(files):
-        raise ValueError(f"holdout={holdout} leaves no training photos in {photos_dir} ({len(files)} images)")
-    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
-    held = sorted(files[i] for i in order[:holdout])
-    return [f for f in files if f not in set(held)], held
+# ------------------------------------------------------------------------------------------------ hold-out
+# How a method draws its held-out files; kept per method so that the split of every existing run (recorded in its
+# config, split.json and the exported recipe) comes out the same: "random" is random.Random(seed).sample of the
+# sorted indices (CycleGAN runs), "torch" the first ``count`` of torch.randperm with a seeded generator (real-time runs).
+HELD_OUT_DRAWS = ("random", "torch")
+
+
+def split_held_out(files: str | os.PathLike | Sequence[Path], count: int = 0, seed: int = 0, *,
+                   names: Sequence[str] | None = None, draw: str = "random", parameter: str = "hold-out count"
+                   ) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files), each sorted, of a folder's images or of a list of files.
+
+    The held-out files are the ones called ``names`` (a split recorded by a run, e.g. for evaluation), or else
+    ``count`` files drawn with ``seed`` as ``draw`` says (see ``HELD_OUT_DRAWS``); ``parameter`` names ``count`` in
+    errors. Held-out files are never trained on."""
+    folder = files if isinstance(files, (str, os.PathLike)) else (Path(files[0]).parent if files else "the list")
+    files = list_images(files) if isinstance(files, (str, os.PathLike)) else sorted(files)
+    if names is not None:
+        held = set(names)
+        missing = held - {f.name for f in files}
+        if missing:
+            raise FileNotFoundError(f"held-out image(s) not found in {folder}: {sorted(missing)}")
+        return [f for f in files if f.name not in held], [f for f in files if f.name in held]
+    integer(parameter, count, 0)
+    if count >= len(files):
+        raise ValueError(f"{parameter}={count} leaves no training images in {folder} ({len(files)} images): "
+                         "at least one must remain for training")
+    if draw == "torch":
+        indices = set(torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:count].tolist())
+    elif draw == "random":
+        indices = set(random.Random(seed).sample(range(len(files)), count))
+    else:
+        raise ValueError(f"draw must be one of {HELD_OUT_DRAWS}, got {draw!r}")
+    return [f for i, f in enumerate(files) if i not in indices], [f for i, f in enumerate(files) if i in indices]

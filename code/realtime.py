@@ -41,7 +41,7 @@ from imaging import (
     list_images,
     load_image,
     save_image,
-    split_holdout,
+    split_held_out,
 )
 from losses import PerceptualLoss
 from models import TransformerNet, VGGFeatures, widen
@@ -250,7 +250,7 @@ def train_realtime(
         raise ValueError(f"iterations={options.iterations} with export_name={export_name!r} would export an untrained "
                          "network as final; give iterations >= 1")
     started = time.time()
-    train_files, held_out = split_holdout(photos_dir, options.holdout, options.seed)
+    train_files, held_out = split_held_out(photos_dir, options.holdout, options.seed, draw="torch", parameter="holdout")
     load_size = options.load_size or round(options.image_size * 1.5)
     train_set = ImageFolderDataset(photos_dir, options.image_size, load_size, options.crop_scale, flip=True, train=True, files=train_files)
     val_set = ImageFolderDataset(photos_dir, options.image_size, options.image_size, train=False, files=held_out)
