@@ -493,8 +493,8 @@ def stylize_gatys(
 
 
 # Gatys, Ecker & Bethge (NIPS 2015), "Texture Synthesis Using Convolutional Neural Networks": conv1_1 and pool1..pool4
-# (Caffe names); with our ReLU outputs, the first ReLU of each block.
-TEXTURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# (Caffe names); with our ReLU outputs, the first ReLU of each block: the style layers of the 2016 paper.
+TEXTURE_LAYERS = PAPER_STYLE_LAYERS
 
 
 def synthesize_texture(

@@ -220,6 +220,11 @@ def show_images(
     if caption:
         figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=9, wrap=True)
     figure.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return save_figure(figure, path, dpi)
+
+
+def save_figure(figure, path: str | os.PathLike | None, dpi: int = 100):
+    """Save a matplotlib figure to ``path`` (its folder created; nothing when None) and return the figure."""
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=dpi, bbox_inches="tight")
