@@ -34,6 +34,7 @@ from imaging import (
     UnpairedDataset,
     load_image,
     open_rgb,
+    pad_to_multiple,
     pil_to_tensor,
     resize_tensor,
     save_image,
@@ -128,15 +129,6 @@ def _as_image(image: torch.Tensor, parameter: str) -> torch.Tensor:
     return image
 
 
-def _pad_to_multiple(image: torch.Tensor, multiple: int = DOWNSAMPLING) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if not pad_h and not pad_w:
-        return image
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
-
-
 def check_style_weights(style_weights: Sequence[float] | None, count: int) -> list[float]:
     """Interpolation weights normalised to sum to 1; clear errors for a wrong count or negative weights."""
     if style_weights is None:
@@ -218,10 +210,10 @@ def stylize_adain(
     if preserve_colors == "color_match":
         styles = [imaging.match_color(s, content) for s in styles]
     with runtime.precision_autocast(runtime.resolve_precision(precision, device), device):
-        features = model.encode(_pad_to_multiple(content))[CONTENT_LAYER].float()
+        features = model.encode(pad_to_multiple(content, DOWNSAMPLING))[CONTENT_LAYER].float()
         stats = [channel_mean_std(model.encode(s)[CONTENT_LAYER]) for s in styles]
         if mask_stack is not None:
-            padded_masks = _pad_to_multiple(mask_stack[None])[0]
+            padded_masks = pad_to_multiple(mask_stack[None], DOWNSAMPLING)[0]
             small = F.adaptive_avg_pool2d(padded_masks[None], features.shape[-2:])[0]
             target = masked_adaptive_instance_norm(features, stats, small)
         else:

@@ -171,6 +171,18 @@ def resize_tensor(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
+def pad_to_multiple(image: torch.Tensor, multiple: int, minimum: int = 0) -> torch.Tensor:
+    """Pad the bottom and right edges so both sides are multiples of ``multiple`` and at least ``minimum`` px (the
+    networks' downsamplings and paddings need it); reflection where it fits, else replication (tiny images)."""
+    height, width = image.shape[-2:]
+    pad_h = max(minimum, height + (-height) % multiple) - height
+    pad_w = max(minimum, width + (-width) % multiple) - width
+    if not pad_h and not pad_w:
+        return image
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
 def save_image(image: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     """Save an image tensor atomically (temporary file, then rename): an existing file is never half-written."""
     path = check_output_file(path)

@@ -40,11 +40,12 @@ from imaging import (
     check_output_file,
     list_images,
     load_image,
+    pad_to_multiple,
     save_image,
     split_held_out,
 )
 from losses import PerceptualLoss
-from models import TransformerNet, VGGFeatures, widen
+from models import FixedStyleNet, TransformerNet, VGGFeatures, architecture_from_state, widen
 from runtime import _device_name
 
 StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
@@ -409,20 +410,6 @@ def export_model(
     return weights.save_fp16_weights(model.state_dict(), name, recipe, assets_dir=Path(assets_dir))
 
 
-def architecture_from_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
-    """Infer (n_styles, width, n_residual) of a TransformerNet from its state dict; clear error otherwise."""
-    try:
-        n_styles, c1 = state["down.0.norm.gamma"].shape
-        n_residual = len({k.split(".")[1] for k in state if k.startswith("residual.")})
-    except (KeyError, ValueError, AttributeError) as error:
-        keys = ", ".join(list(state)[:4])
-        raise weights.WeightsError(
-            f"{source} is not a TransformerNet (real-time style) weights file: no conditional instance norm "
-            f"'down.0.norm.gamma' (keys start with: {keys}). It was made for another architecture."
-        ) from error
-    return {"n_styles": int(n_styles), "width": c1 / 32, "n_residual": n_residual}
-
-
 def available_models(assets_dir: Path = weights.ASSETS_DIR) -> dict[str, list[str]]:
     """{weights file: [style names]} of the real-time models listed in the manifest."""
     manifest = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")
@@ -563,10 +550,7 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
     parameter = next(model.parameters())
     image = image.to(parameter.device, parameter.dtype)
     height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % 4, (-width) % 4
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    image = pad_to_multiple(image, 4)
     weights = resolve_style(model, style).to(parameter.device)
     ran = runtime.resolve_precision(precision or getattr(model, "precision", "auto"), parameter.device)
     with torch.no_grad(), runtime.precision_autocast(ran, parameter.device):
@@ -590,18 +574,6 @@ def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNe
     return written
 
 
-class _SingleStyle(torch.nn.Module):
-    """Wraps a TransformerNet with a fixed style mixture so it exports as a plain image -> image graph."""
-
-    def __init__(self, model: TransformerNet, weights: torch.Tensor) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("weights", weights.view(1, -1))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image, self.weights.expand(image.shape[0], -1))
-
-
 def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = None, size: int = 256) -> Path:
     """Export the network with a fixed style (or blend) to ONNX: input ``image`` (N, 3, H, W) RGB in [0, 1]
     (H, W multiples of 4, dynamic), output ``stylized``. Needs ``pip install onnx``."""
@@ -609,7 +581,7 @@ def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = No
         import onnx  # noqa: F401
     except ImportError as error:
         raise ImportError("export_onnx needs the ONNX package: pip install onnx (and onnxruntime to run it)") from error
-    wrapper = _SingleStyle(model, resolve_style(model, style).to(next(model.parameters()).device)).eval()
+    wrapper = FixedStyleNet(model, resolve_style(model, style).to(next(model.parameters()).device)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(1, 3, size, size, device=next(model.parameters()).device)

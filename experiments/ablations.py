@@ -24,6 +24,7 @@ from gatys import PAPER_STYLE_LAYERS, GatysOptions, StyleTransfer
 from imaging import save_figure
 from models import VGGFeatures, layer_names
 
+
 def style_layer_sets(layers: Sequence[str] = PAPER_STYLE_LAYERS) -> list[tuple[str, ...]]:
     """Cumulative sets (conv1_1), (conv1_1, conv2_1), ... as in Gatys et al. Fig. 3 (rows A-E)."""
     return [tuple(layers[: i + 1]) for i in range(len(layers))]
