@@ -253,7 +253,7 @@ class AdaINTrainOptions:
 class AdaINTrainingModel(nntools.TrainingModel):
     """Trains the decoder g with L = L_c + lambda L_s (Huang eq. 11): L_c to the AdaIN target at relu4_1 (eq. 12),
     L_s on channel means and standard deviations at relu1_1 ... relu4_1 (eq. 13). Batches are {"A": photos,
-    "B": style images} (``datasets.UnpairedDataset``); the encoder stays frozen."""
+    "B": style images} (``imaging.UnpairedDataset``); the encoder stays frozen."""
 
     def __init__(self, options: AdaINTrainOptions, model: AdaINModel | None = None) -> None:
         super().__init__()

@@ -78,7 +78,7 @@ class GatysOptions:
     pooling: str = "max"
     weights: str = "normalised"  # "normalised", "imagenet" or "torchvision" (online)
     arch: str = "vgg19"
-    precision: str = "auto"  # "auto" (bf16 where native, see nntools.resolve_precision), "fp32", "bf16" or "fp16"
+    precision: str = "auto"  # "auto" (bf16 where native, see runtime.resolve_precision), "fp32", "bf16" or "fp16"
     # autocast for the VGG passes; losses and Gram matrices stay fp32
     channels_last: bool = True
     seed: int = 0
@@ -257,10 +257,6 @@ def fit_size_to_memory(size: int, aspect: float, deepest_layer: str, arch: str, 
     return fitted
 
 
-def _autocast(device: torch.device, precision: str):
-    return precision_autocast(precision, device)
-
-
 def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None,
                    history_size: int = LBFGS_HISTORY) -> torch.optim.Optimizer:
     """The optimiser over the image pixels; L-BFGS takes one iteration per ``step`` (its history persists)."""
@@ -328,7 +324,8 @@ class StyleTransfer:
         self.options = options or GatysOptions()
         self.options.validate()
         self.device = pick_device(self.options.device)
-        self.precision = self._supported_precision(self.options.precision)
+        # what runs here ("auto": bf16 where native, else fp32; a warning where the one asked for does not run)
+        self.precision = resolve_precision(self.options.precision, self.device)
         layers = list(self.options.content_layer_weights()) + list(self.options.style_layer_weights())
         order = layer_names(self.options.arch)
         self.deepest_layer = max(layers, key=order.index)
@@ -339,16 +336,11 @@ class StyleTransfer:
             self.vgg = self.vgg.to(memory_format=torch.channels_last)
         self.layers = layers
 
-    def _supported_precision(self, precision: str) -> str:
-        """The precision that runs on this device for ``precision`` ("auto": bf16 where native, else fp32), with a
-        warning where the one asked for does not run natively: see :func:`nntools.resolve_precision`."""
-        return resolve_precision(precision, self.device)
-
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """VGG features of the requested layers, under the chosen precision and memory format."""
         if self.options.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.precision):
+        with precision_autocast(self.precision, self.device):
             return self.vgg(image, self.layers)
 
     @torch.no_grad()

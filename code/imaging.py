@@ -524,7 +524,7 @@ class UnpairedDataset(Dataset):
 
 # ------------------------------------------------------------------------------------------------------- data
 class UnpairedFileDataset(UnpairedDataset):
-    """:class:`datasets.UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
+    """:class:`UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
 
     def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], size: int, load_size: int,
                  flip: bool = True, train: bool = True, crop_scale: tuple[float, float] | None = None

@@ -1,7 +1,7 @@
 """Real-time style transfer (Johnson, Alahi & Fei-Fei, ECCV 2016) with several styles in one network
 (conditional instance norm, Dumoulin, Shlens & Kudlur, ICLR 2017).
 
-A transform network f_W (``transformer_net.TransformerNet``) is trained on a folder of photos to minimise the
+A transform network f_W (``models.TransformerNet``) is trained on a folder of photos to minimise the
 perceptual loss of Johnson et al. (eq. 5 and sec. 3):
 
     L(y_hat; y_c, y_s) = lambda_c * l_feat^relu2_2(y_hat, y_c) + lambda_s * sum_l w_l * l_style^l(y_hat, y_s)
@@ -13,7 +13,8 @@ Each mini-batch trains one style, cycling through the styles (Dumoulin et al. se
 stylises a photo of any size, and styles blend by mixing the conditional-norm parameters.
 
 Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``stylize``, ``stylize_folder``,
-``export_onnx``, ``compare_with_optimisation``, ``average_models``; and a command line (``python code/realtime.py -h``)."""
+``export_onnx``, ``average_models``; and a command line (``python code/realtime.py -h``).
+``evaluation.compare_with_optimisation`` sets the network against L-BFGS on the same loss."""
 from __future__ import annotations
 
 import argparse
