@@ -28,7 +28,13 @@ import runtime
 import torch
 import torch.nn.functional as F
 from checkpoint import atomic_write_bytes
-from imaging import UnpairedDataset, open_rgb, pil_to_tensor, resize_tensor
+from imaging import (
+    UnpairedDataset,
+    open_rgb,
+    pad_to_multiple,
+    pil_to_tensor,
+    resize_tensor,
+)
 from losses import adain_content_loss, adain_style_loss, channel_mean_std
 from models import AdaINDecoder, VGGFeatures, load_adain_decoder
 from torch import nn
@@ -119,15 +125,6 @@ def _as_image(image: torch.Tensor, parameter: str) -> torch.Tensor:
     return image
 
 
-def _pad_to_multiple(image: torch.Tensor, multiple: int = DOWNSAMPLING) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if not pad_h and not pad_w:
-        return image
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
-
-
 def check_style_weights(style_weights: Sequence[float] | None, count: int) -> list[float]:
     """Interpolation weights normalised to sum to 1; clear errors for a wrong count or negative weights."""
     if style_weights is None:
@@ -209,10 +206,10 @@ def stylize_adain(
     if preserve_colors == "color_match":
         styles = [imaging.match_color(s, content) for s in styles]
     with runtime.precision_autocast(runtime.resolve_precision(precision, device), device):
-        features = model.encode(_pad_to_multiple(content))[CONTENT_LAYER].float()
+        features = model.encode(pad_to_multiple(content, DOWNSAMPLING))[CONTENT_LAYER].float()
         stats = [channel_mean_std(model.encode(s)[CONTENT_LAYER]) for s in styles]
         if mask_stack is not None:
-            padded_masks = _pad_to_multiple(mask_stack[None])[0]
+            padded_masks = pad_to_multiple(mask_stack[None], DOWNSAMPLING)[0]
             small = F.adaptive_avg_pool2d(padded_masks[None], features.shape[-2:])[0]
             target = masked_adaptive_instance_norm(features, stats, small)
         else:
@@ -252,7 +249,7 @@ class AdaINTrainOptions:
 class AdaINTrainingModel(nntools.TrainingModel):
     """Trains the decoder g with L = L_c + lambda L_s (Huang eq. 11): L_c to the AdaIN target at relu4_1 (eq. 12),
     L_s on channel means and standard deviations at relu1_1 ... relu4_1 (eq. 13). Batches are {"A": photos,
-    "B": style images} (``datasets.UnpairedDataset``); the encoder stays frozen."""
+    "B": style images} (``imaging.UnpairedDataset``); the encoder stays frozen."""
 
     def __init__(self, options: AdaINTrainOptions, model: AdaINModel | None = None) -> None:
         super().__init__()

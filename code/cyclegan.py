@@ -27,9 +27,8 @@ import imaging
 import nntools
 import runtime
 import torch
-import torch.nn.functional as F
 import weights
-from imaging import UnpairedFileDataset, domain_files, split_held_out
+from imaging import UnpairedFileDataset, domain_files, pad_to_multiple, split_held_out
 from losses import cycle_consistency_loss, identity_loss, lsgan_loss
 from models import PatchDiscriminator, ResnetGenerator, init_weights
 from runtime import precision_autocast, resolve_precision
@@ -466,22 +465,6 @@ def to_unit(image_signed: torch.Tensor) -> torch.Tensor:
     return (image_signed + 1.0) * 0.5
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int = 4, minimum: int = 8
-                    ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad bottom/right edges to a multiple (and at least ``minimum``, so the bottleneck's reflection padding fits).
-
-    Reflection padding where possible, replication for tiny images; returns (padded, original (H, W)).
-    """
-    height, width = image.shape[-2:]
-    target_h = max(minimum, height + (-height) % multiple)
-    target_w = max(minimum, width + (-width) % multiple)
-    pad_h, pad_w = target_h - height, target_w - width
-    if pad_h == 0 and pad_w == 0:
-        return image, (height, width)
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode), (height, width)
-
-
 @torch.no_grad()
 def translate(generator: ResnetGenerator, image01: torch.Tensor, precision: str | None = None) -> torch.Tensor:
     """Apply a generator to RGB image(s) in [0, 1] of any size; returns the same shape in [0, 1].
@@ -498,7 +481,8 @@ def translate(generator: ResnetGenerator, image01: torch.Tensor, precision: str 
     was_training = generator.training
     generator.eval()
     try:
-        padded, (height, width) = pad_to_multiple(batch.to(parameter.device, parameter.dtype), 4)
+        height, width = batch.shape[-2:]  # 8 px at least: the bottleneck's reflection padding must fit
+        padded = pad_to_multiple(batch.to(parameter.device, parameter.dtype), 4, minimum=8)
         ran = resolve_precision(precision or getattr(generator, "precision", "auto"), parameter.device)
         with precision_autocast(ran, parameter.device):
             signed = generator(to_signed(padded))

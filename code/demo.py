@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import cyclegan
 import realtime
@@ -20,6 +20,9 @@ from imaging import load_image, save_image, show_images
 from runtime import free_cpu_threads, pick_device
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,9 +49,31 @@ class DemoSettings:
         return cls(str(device), (256, 512), (150, 150), 1e7, 1024, 512, torch.get_num_threads())
 
 
-def _synchronise(device: torch.device) -> None:
+def synchronise(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so that wall times measure it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, call: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """(``call(*args)``, its wall time in seconds), the device synchronised before and after."""
+    synchronise(device)
+    start = time.perf_counter()
+    result = call(*args)
+    synchronise(device)
+    return result, time.perf_counter() - start
+
+
+def timing_figure(images: Sequence[torch.Tensor], titles: Sequence[str], columns: int, suptitle: str,
+                  size: torch.Size, device: str, precision: str, times: Sequence[float], note: str, path: Path):
+    """:func:`imaging.show_images` with a caption giving the size, device, precision and mean ms per image."""
+    height, width = size[-2:]
+    return show_images(
+        images, titles, columns=columns, panel_size=2.8, suptitle=suptitle,
+        caption=(f"{width}x{height} px on {device} in {precision}; mean {sum(times) / len(times):.0f} ms per image "
+                 f"{note}"),
+        path=path,
+    )
 
 
 def gatys_demo(
@@ -95,23 +120,16 @@ def realtime_demo(
         images.append(photo.cpu())
         titles.append(Path(photo_name).stem)
         for style in model.style_names:
-            _synchronise(device)
-            start = time.perf_counter()
-            output = realtime.stylize(photo, model, style)
-            _synchronise(device)
-            times.append((time.perf_counter() - start) * 1000)
+            output, seconds = timed(device, realtime.stylize, photo, model, style)
+            times.append(seconds * 1000)
             images.append(output.cpu())
             titles.append(f"{style.replace('_', ' ')}\n{times[-1]:.0f} ms")
             save_image(output, output_dir / f"realtime_{Path(photo_name).stem}_{style}.jpg")
-    height, width = images[0].shape[-2:]
-    figure = show_images(
-        images, titles, columns=len(model.style_names) + 1, panel_size=2.8,
-        suptitle="Real-time style transfer (Johnson et al. 2016): one network, four styles (conditional instance norm)",
-        caption=(f"{width}x{height} px on {settings.device} in {runtime.resolve_precision(model.precision, device)}; "
-                 f"mean {sum(times) / len(times):.0f} ms per image (one forward pass; warm-up excluded). "
-                 f"Photos not seen in training."),
-        path=output_dir / "realtime.png",
-    )
+    figure = timing_figure(
+        images, titles, len(model.style_names) + 1,
+        "Real-time style transfer (Johnson et al. 2016): one network, four styles (conditional instance norm)",
+        images[0].shape, settings.device, runtime.resolve_precision(model.precision, device), times,
+        "(one forward pass; warm-up excluded). Photos not seen in training.", output_dir / "realtime.png")
     return figure, sum(times) / len(times)
 
 
@@ -177,21 +195,14 @@ def adain_demo(
     images, titles, times = [content], [f"{Path(photo).stem} (photo)"], []
     for style_name in styles:
         style = load_image(ASSETS / style_name, size)
-        _synchronise(device)
-        start = time.perf_counter()
-        output = adain.stylize_adain(content, style, model)
-        _synchronise(device)
-        times.append((time.perf_counter() - start) * 1000)
+        output, seconds = timed(device, adain.stylize_adain, content, style, model)
+        times.append(seconds * 1000)
         images.append(output)
         titles.append(f"{Path(style_name).stem.replace('_', ' ')[:26]}\n{times[-1]:.0f} ms")
         save_image(output, output_dir / f"adain_{Path(photo).stem}_{Path(style_name).stem}.jpg")
-    height, width = content.shape[-2:]
-    figure = show_images(
-        images, titles, columns=5, panel_size=2.8,
-        suptitle="Arbitrary style transfer (AdaIN, Huang & Belongie 2017): one decoder, any style image",
-        caption=(f"{width}x{height} px on {settings.device} in {runtime.resolve_precision('auto', device)}; "
-                 f"mean {sum(times) / len(times):.0f} ms per image (style "
-                 f"encoding included, warm-up excluded). Five of the nine styles were never seen by any network here."),
-        path=output_dir / "adain.png",
-    )
+    figure = timing_figure(
+        images, titles, 5, "Arbitrary style transfer (AdaIN, Huang & Belongie 2017): one decoder, any style image",
+        content.shape, settings.device, runtime.resolve_precision("auto", device), times,
+        "(style encoding included, warm-up excluded). Five of the nine styles were never seen by any network here.",
+        output_dir / "adain.png")
     return figure, sum(times) / len(times)

@@ -22,12 +22,14 @@ import runtime
 import torch
 import torch.nn.functional as F
 import weights
-from cyclegan import CycleGANModel, CycleGANOptions, load_generator, translate
-from imaging import domain_files, load_image
+from cyclegan import CycleGANModel, CycleGANOptions, build_generator, load_generator, translate
+from gatys import optimise_pixels
+from imaging import domain_files, load_image, split_held_out
 from losses import PerceptualLoss, cycle_consistency_loss, gram_matrix
-from models import TransformerNet
+from models import TransformerNet, VGGFeatures
 from realtime import RealtimeOptions, stylize
 from torch import nn
+from tqdm.auto import tqdm
 
 PROBE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -141,8 +143,6 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
     ``generated_paintings_called_paintings`` and ``generated_photos_called_photos`` from the probe (with the real
     held-out images' rates as the probe's own accuracy); checkerboard indices averaged over each set.
     """
-    from cyclegan import translate
-
     fake_paintings = [translate(photo2painting, x) for x in held_photos]
     fake_photos = [translate(painting2photo, y) for y in held_paintings]
     cycle_photo = [float((translate(painting2photo, fake) - x).abs().mean()) for fake, x in zip(fake_paintings, held_photos)]
@@ -169,37 +169,6 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
     }
 
 
-def split_files(folder: str | os.PathLike, held_out_names: Sequence[str]) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files) of an image folder, the held-out ones named by file name."""
-    from imaging import list_images
-
-    names = set(held_out_names)
-    files = list_images(folder)
-    missing = names - {f.name for f in files}
-    if missing:
-        raise FileNotFoundError(f"held-out image(s) not found in {folder}: {sorted(missing)}")
-    return [f for f in files if f.name not in names], [f for f in files if f.name in names]
-
-
-def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos_dir: str, paintings_dir: str,
-                    held_out_photos: Sequence[str], held_out_paintings: Sequence[str], size: int = 256,
-                    vgg: nn.Module | None = None, probe: PaintingProbe | None = None) -> dict[str, float]:
-    """:func:`evaluate_cyclegan` on the named held-out files at ``size`` px (longest side).
-
-    Without ``probe``, one is fit on every other image of the two folders (the training images) at the same size.
-    """
-    from imaging import load_image
-    from models import VGGFeatures
-
-    vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
-    train_photos, held_photos = split_files(photos_dir, held_out_photos)
-    train_paintings, held_paintings = split_files(paintings_dir, held_out_paintings)
-    if probe is None:
-        probe = fit_probe(vgg, [load_image(f, size) for f in train_photos], [load_image(f, size) for f in train_paintings])
-    return evaluate_cyclegan(photo2painting, painting2photo, [load_image(f, size) for f in held_photos],
-                             [load_image(f, size) for f in held_paintings], probe, vgg)
-
-
 @torch.no_grad()
 def realtime_loss_by_size(model: nn.Module, photos: Sequence[str | os.PathLike], sizes: Sequence[int],
                           style_images: dict[str, torch.Tensor], options: object) -> list[dict[str, float]]:
@@ -209,10 +178,6 @@ def realtime_loss_by_size(model: nn.Module, photos: Sequence[str | os.PathLike],
     Gram matrices are normalised by C H W, so the style term compares texture statistics across sizes; it is lowest
     where the network's strokes have the scale of the style image's as VGG sees them.
     """
-    from imaging import load_image
-    from losses import PerceptualLoss
-    from realtime import stylize
-
     loss = PerceptualLoss(options, list(style_images.values()))
     rows = []
     for size in sizes:
@@ -234,21 +199,19 @@ def generators_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, nn.M
     The architecture comes from the run's ``config.json`` beside the checkpoint; ``info`` holds epoch and iteration.
     """
 
-    import cyclegan
-
     path = Path(path)
     config_path = path.parent / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} not found: a CycleGAN checkpoint needs its run's config.json beside it")
     config = json.loads(config_path.read_text())
-    fields = cyclegan.CycleGANOptions.__dataclass_fields__
+    fields = CycleGANOptions.__dataclass_fields__
     values = {key.split(".", 1)[1]: value for key, value in config.items()
               if key.startswith("cyclegan.") and key.split(".", 1)[1] in fields}
-    options = cyclegan.CycleGANOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    options = CycleGANOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     state = torch.load(path, map_location="cpu", weights_only=True)
     generators = []
     for name in ("G_A", "G_B"):
-        generator = cyclegan.build_generator(options)
+        generator = build_generator(options)
         generator.load_state_dict(state["networks"][name])
         generators.append(generator.eval())
     return generators[0], generators[1], {"epoch": int(state["epoch"]), "iteration": int(state["iteration"])}
@@ -259,19 +222,15 @@ def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, 
     """:func:`evaluate_cyclegan` for every epoch copy of a run (and its last checkpoint), on the run's held-out split
     (``split.json``): the held-out numbers over training. One probe, fit once on the training images."""
 
-    from imaging import load_image
-    from models import VGGFeatures
-
     run_dir = Path(run_dir)
     split = json.loads((run_dir / "split.json").read_text())
     held_photo_names = [Path(p).name for p in split["held_out_photos"]]
     held_painting_names = [Path(p).name for p in split["held_out_paintings"]]
     vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
-    train_photos, held_photos = split_files(photos_dir, held_photo_names)
-    train_paintings, held_paintings = split_files(paintings_dir, held_painting_names)
-    probe = fit_probe(vgg, [load_image(f, size) for f in train_photos], [load_image(f, size) for f in train_paintings])
-    photos = [load_image(f, size) for f in held_photos]
-    paintings = [load_image(f, size) for f in held_paintings]
+    train_photos, held_photos = split_held_out(photos_dir, names=held_photo_names)
+    train_paintings, held_paintings = split_held_out(paintings_dir, names=held_painting_names)
+    probe = fit_probe(vgg, load_images(train_photos, size), load_images(train_paintings, size))
+    photos, paintings = load_images(held_photos, size), load_images(held_paintings, size)
     checkpoints = sorted(run_dir.glob("checkpoint_epoch*.pth.tar")) + [run_dir / "checkpoint.pth.tar"]
     rows, seen = [], set()
     for checkpoint in checkpoints:
@@ -343,7 +302,6 @@ def evaluate_translation(photo2painting: nn.Module, painting2photo: nn.Module, h
     ``untrained`` (G_A, G_B at their initial weights) adds the same statistics before training.
     """
     if vgg is None:
-        from models import VGGFeatures
         vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
     photo_centroid, painting_centroid = mean_grams(vgg, train_photos), mean_grams(vgg, train_paintings)
 
@@ -380,7 +338,6 @@ def evaluate_shipped(photos_dir: str | os.PathLike, paintings_dir: str | os.Path
     photo2painting = load_generator("photo2painting", assets_dir=assets_dir, device=device)
     painting2photo = load_generator("painting2photo", assets_dir=assets_dir, device=device)
     if vgg is None:
-        from models import VGGFeatures
         vgg = VGGFeatures(layers=list(GRAM_LAYERS), weights="normalised")
     vgg = vgg.to(device)
     recipe = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
@@ -430,28 +387,21 @@ def evidence_table(results: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ quality comparison
 def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, iterations: int = 100,
                    progress: bool = False) -> tuple[torch.Tensor, list[float]]:
-    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations (Gatys et al. sec. 3; no line
-    search, so one loss evaluation per iteration, as in neural-style), starting from ``init``.
-    Returns (x clamped to [0, 1], the loss at each evaluation)."""
-    from tqdm.auto import tqdm
-
-    image = init.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations, max_eval=iterations * 5 // 4,
-                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
+    """Minimise ``loss_fn(x)`` over the pixels x with ``iterations`` L-BFGS iterations from ``init`` (the loop of
+    :func:`gatys.optimise_pixels`, history 50, the loss as is). Returns (x clamped to [0, 1], the loss at each
+    evaluation)."""
+    
     trace: list[float] = []
-    bar = tqdm(total=iterations + 1, desc="L-BFGS", disable=not progress, leave=False)
+    bar = tqdm(total=iterations, desc="L-BFGS", disable=not progress, leave=False)
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(image)
-        loss.backward()
-        trace.append(float(loss.detach()))
+    def record(image: torch.Tensor, losses: dict[str, float]) -> None:
+        trace.append(losses["total"])
         bar.update()
-        return loss
 
-    optimizer.step(closure)
+    image = optimise_pixels(lambda x: {"total": loss_fn(x)}, init, iterations, history_size=50, start_at=None,
+                            on_iteration=record)
     bar.close()
-    return image.detach().clamp(0, 1), trace
+    return image.clamp(0, 1), trace
 
 
 def compare_with_optimisation(
@@ -465,8 +415,7 @@ def compare_with_optimisation(
     Returns rows {"photo", "style", "network_loss", "optimised_loss", "ratio", "network_image",
     "optimised_image"}; ratio = network / optimised (the quality bar asks for at most 2).
     """
-    from tqdm.auto import tqdm
-
+    
     size = size or options.image_size
     device = next(model.parameters()).device
     styles = {k: (v if isinstance(v, torch.Tensor) else load_image(v, options.style_size)) for k, v in style_images.items()}

@@ -10,11 +10,12 @@ matplotlib figure, and saves the figure under ``output_dir`` when one is given.
 * :func:`plot_history`: any Experiment's history of losses."""
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,15 +28,13 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 import nntools
 from gatys import GatysOptions, GatysResult, StyleTransfer
-from imaging import load_image, show_images
+from imaging import load_image, save_figure, show_images
 from nntools import flatten_numeric
 
 
-def _save_figure(figure, output_dir: str | Path | None, name: str):
-    if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        figure.savefig(Path(output_dir) / name, dpi=100, bbox_inches="tight")
-    return figure
+def _output_path(output_dir: str | Path | None, name: str) -> Path | None:
+    """``output_dir / name``, or None (do not save) without an output folder."""
+    return None if output_dir is None else Path(output_dir) / name
 
 
 def _gatys_settings(options: GatysOptions) -> str:
@@ -67,7 +66,7 @@ def one_photo_many_styles(
     figure.suptitle("One photo in several styles (Gatys et al. 2016, Fig. 2)")
     figure.text(0.5, 0.01, _gatys_settings(options) + f"; device {results[0].device}", ha="center", fontsize=9)
     figure.tight_layout(rect=(0, 0.03, 1, 1))
-    return results, _save_figure(figure, output_dir, "styles.png")
+    return results, save_figure(figure, _output_path(output_dir, "styles.png"))
 
 
 def blended_styles(
@@ -88,7 +87,7 @@ def blended_styles(
         [r.image for r in results], [f"{f:.0%} {name_a}\n{1 - f:.0%} {name_b}" for f in fractions],
         suptitle="Blended styles: weighted Gram targets", caption=_gatys_settings(options), panel_size=3.0,
     )
-    return results, _save_figure(figure, output_dir, "blends.png")
+    return results, save_figure(figure, _output_path(output_dir, "blends.png"))
 
 
 def original_colours(
@@ -108,7 +107,7 @@ def original_colours(
     figure = show_images([content, style] + [r.image for r in results], titles, panel_size=3.0,
                          suptitle="Keeping the original colours (Gatys, Bethge, Hertzmann & Shechtman 2016)",
                          caption=_gatys_settings(options))
-    return results, _save_figure(figure, output_dir, "colours.png")
+    return results, save_figure(figure, _output_path(output_dir, "colours.png"))
 
 
 def multiscale_versus_single(
@@ -139,7 +138,7 @@ def multiscale_versus_single(
         axis.axis("off")
     figure.suptitle(f"High resolution through multi-scale: {sum(iterations)} iterations each, final size {final} px")
     figure.tight_layout()
-    return {"multi": multi, "single": single}, _save_figure(figure, output_dir, "multiscale.png")
+    return {"multi": multi, "single": single}, save_figure(figure, _output_path(output_dir, "multiscale.png"))
 
 
 def snapshots(
@@ -154,7 +153,7 @@ def snapshots(
         content, style, callback=lambda i, image, losses: frames.append((i, image, losses["total"])))
     figure = show_images([content] + [f[1] for f in frames], ["start (content)"] + [f"iteration {i}\nloss {l:.3g}" for i, _, l in frames],
                          suptitle="Snapshots of the optimisation", caption=_gatys_settings(options), panel_size=2.6)
-    return result, _save_figure(figure, output_dir, "snapshots.png")
+    return result, save_figure(figure, _output_path(output_dir, "snapshots.png"))
 
 
 def loss_curves(results: dict[str, GatysResult], output_dir: str | Path | None = None) -> plt.Figure:
@@ -173,7 +172,7 @@ def loss_curves(results: dict[str, GatysResult], output_dir: str | Path | None =
     axes[0, 0].set_ylabel("loss")
     figure.suptitle("Loss terms during the optimisation (Gatys eq. 7)")
     figure.tight_layout()
-    return _save_figure(figure, output_dir, "losses.png")
+    return save_figure(figure, _output_path(output_dir, "losses.png"))
 
 
 def plot_realtime_losses(exp: nntools.Experiment, title: str = "Real-time style transfer: training losses") -> Any:
@@ -352,3 +351,19 @@ def plot_history(history: list[dict[str, Any]], ax: Any = None, keys: Iterable[s
         ax.legend()
     ax.grid(alpha=0.3)
     return ax
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, digits: int | None = None,
+              columns: Sequence[str] | None = None) -> Path:
+    """Rows (dicts) to CSV, with ``columns`` (default: every key, in order of first appearance); floats rounded to
+    ``digits`` significant digits when given. The folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(columns or dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (float(f"{v:.{digits}g}") if digits and isinstance(v, float) else v)
+                             for k, v in row.items()})
+    return path

@@ -24,7 +24,7 @@ import imaging
 import torch
 import torch.nn.functional as F
 from imaging import resize_tensor
-from losses import content_loss, gram_matrix, style_layer_loss, total_variation_loss
+from losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from models import VGGFeatures, check_layers, layer_names
 from runtime import PRECISIONS, pick_device, precision_autocast, resolve_precision
 from tqdm.auto import tqdm
@@ -79,7 +79,7 @@ class GatysOptions:
     pooling: str = "max"
     weights: str = "normalised"  # "normalised", "imagenet" or "torchvision" (online)
     arch: str = "vgg19"
-    precision: str = "auto"  # "auto" (bf16 where native, see nntools.resolve_precision), "fp32", "bf16" or "fp16"
+    precision: str = "auto"  # "auto" (bf16 where native, see runtime.resolve_precision), "fp32", "bf16" or "fp16"
     # autocast for the VGG passes; losses and Gram matrices stay fp32
     channels_last: bool = True
     seed: int = 0
@@ -258,15 +258,12 @@ def fit_size_to_memory(size: int, aspect: float, deepest_layer: str, arch: str, 
     return fitted
 
 
-def _autocast(device: torch.device, precision: str):
-    return precision_autocast(precision, device)
-
-
-def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None) -> torch.optim.Optimizer:
+def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None,
+                   history_size: int = LBFGS_HISTORY) -> torch.optim.Optimizer:
     """The optimiser over the image pixels; L-BFGS takes one iteration per ``step`` (its history persists)."""
     lr = DEFAULT_LEARNING_RATES[name] if learning_rate is None else learning_rate
     if name == "lbfgs":
-        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=LBFGS_HISTORY, tolerance_grad=-1,
+        return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=-1,
                                  tolerance_change=-1)
     optimizer_class = {
         "adam": torch.optim.Adam,
@@ -277,6 +274,50 @@ def make_optimizer(name: str, image: torch.Tensor, learning_rate: float | None) 
     return optimizer_class([image], lr=lr)
 
 
+Objective = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+def optimise_pixels(objective: Objective, image: torch.Tensor, iterations: int, optimizer: str = "lbfgs",
+                    learning_rate: float | None = None, history_size: int = LBFGS_HISTORY,
+                    start_at: float | None = OBJECTIVE_START,
+                    on_iteration: Callable[[torch.Tensor, dict[str, float]], None] | None = None) -> torch.Tensor:
+    """Minimise ``objective(x)["total"]`` over the pixels x from ``image``, one loss evaluation per iteration
+    (Gatys et al. sec. 3; L-BFGS without line search, as in neural-style). Returns x (detached, not clamped).
+
+    ``start_at``: the optimiser sees the total rescaled to start at this value (see ``OBJECTIVE_START``; None: as
+    is). ``on_iteration(x, losses)`` gets the unscaled losses evaluated in each iteration, as floats. Other
+    optimisers than L-BFGS keep x in [0, 1]. A non-finite loss raises FloatingPointError."""
+    image = image.detach().clone().requires_grad_(True)
+    optim = make_optimizer(optimizer, image, learning_rate, history_size)
+    latest: dict[str, torch.Tensor] = {}
+    scale: list[float] = []
+
+    def closure() -> torch.Tensor:
+        optim.zero_grad(set_to_none=True)
+        losses = objective(image)
+        if not scale:  # fixed at the first evaluation
+            scale.append(1.0 if start_at is None else start_at / max(float(losses["total"].detach()), 1e-30))
+        scaled = losses["total"] * scale[0] if start_at is not None else losses["total"]
+        scaled.backward()
+        latest.update(losses)
+        return scaled
+
+    for iteration in range(1, iterations + 1):
+        optim.step(closure)
+        if optimizer != "lbfgs":
+            with torch.no_grad():
+                image.clamp_(0, 1)
+        record = {k: float(v.detach()) for k, v in latest.items()}
+        if not math.isfinite(record["total"]):
+            raise FloatingPointError(
+                f"The loss became {record['total']} at iteration {iteration}; lower the learning rate "
+                f"(now {optim.param_groups[0]['lr']}) or use precision='fp32'."
+            )
+        if on_iteration is not None:
+            on_iteration(image, record)
+    return image.detach()
+
+
 class StyleTransfer:
     """Holds the VGG and the targets; ``run`` optimises an image. Reuse one instance for many runs/ablations."""
 
@@ -284,7 +325,8 @@ class StyleTransfer:
         self.options = options or GatysOptions()
         self.options.validate()
         self.device = pick_device(self.options.device)
-        self.precision = self._supported_precision(self.options.precision)
+        # what runs here ("auto": bf16 where native, else fp32; a warning where the one asked for does not run)
+        self.precision = resolve_precision(self.options.precision, self.device)
         layers = list(self.options.content_layer_weights()) + list(self.options.style_layer_weights())
         order = layer_names(self.options.arch)
         self.deepest_layer = max(layers, key=order.index)
@@ -295,16 +337,11 @@ class StyleTransfer:
             self.vgg = self.vgg.to(memory_format=torch.channels_last)
         self.layers = layers
 
-    def _supported_precision(self, precision: str) -> str:
-        """The precision that runs on this device for ``precision`` ("auto": bf16 where native, else fp32), with a
-        warning where the one asked for does not run natively: see :func:`nntools.resolve_precision`."""
-        return resolve_precision(precision, self.device)
-
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """VGG features of the requested layers, under the chosen precision and memory format."""
         if self.options.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.precision):
+        with precision_autocast(self.precision, self.device):
             return self.vgg(image, self.layers)
 
     @torch.no_grad()
@@ -328,10 +365,10 @@ class StyleTransfer:
             (w * content_loss(features[n], content_targets[n]) for n, w in options.content_layer_weights().items()),
             torch.zeros((), device=image.device),
         )
-        style = torch.zeros((), device=image.device)
-        for name, weight in options.style_layer_weights().items():
-            positions = features[name].shape[2] * features[name].shape[3]
-            style = style + weight * style_layer_loss(features[name], style_targets[name] * positions)
+        # the targets are Gram matrices per position: rescaled to this image's M_l (the module docstring)
+        target_grams = {name: target * (features[name].shape[2] * features[name].shape[3])
+                        for name, target in style_targets.items()}
+        style = style_loss(features, target_grams, options.style_layer_weights())
         tv = total_variation_loss(image) if options.tv_weight > 0 else torch.zeros((), device=image.device)
         total = options.content_weight * content + options.style_weight * style + options.tv_weight * tv
         return {"total": total, "content": content, "style": style, "tv": tv}
@@ -417,39 +454,18 @@ class StyleTransfer:
         bar,
         callback: SnapshotCallback | None,
     ) -> torch.Tensor:
-        options = self.options
-        image = image.detach().clone().requires_grad_(True)
-        optimizer = make_optimizer(options.optimizer, image, options.learning_rate)
-        latest: dict[str, torch.Tensor] = {}
-        objective_scale: list[float] = []
+        """:func:`optimise_pixels` on Gatys eq. 7 at one scale; appends to ``history``, calls ``callback``."""
+        every = self.options.snapshot_every
 
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            losses = self.losses(image, content_targets, style_targets)
-            if not objective_scale:  # fixed at the first evaluation of this scale
-                objective_scale.append(OBJECTIVE_START / max(float(losses["total"].detach()), 1e-30))
-            scaled = losses["total"] * objective_scale[0]
-            scaled.backward()
-            latest.update(losses)
-            return scaled
-
-        for _ in range(iterations):
-            optimizer.step(closure)
-            if options.optimizer != "lbfgs":
-                with torch.no_grad():
-                    image.clamp_(0, 1)
-            record = {k: float(v.detach()) for k, v in latest.items()}
-            if not math.isfinite(record["total"]):
-                raise FloatingPointError(
-                    f"The loss became {record['total']} at iteration {len(history) + 1}; lower the learning rate "
-                    f"(now {optimizer.param_groups[0]['lr']}) or use precision='fp32'."
-                )
+        def report(image: torch.Tensor, record: dict[str, float]) -> None:
             history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['total']:.4g}")
-            if callback is not None and options.snapshot_every and len(history) % options.snapshot_every == 0:
+            if callback is not None and every and len(history) % every == 0:
                 callback(len(history), image.detach().clamp(0, 1).cpu(), record)
-        return image.detach()
+
+        return optimise_pixels(lambda x: self.losses(x, content_targets, style_targets), image, iterations,
+                               self.options.optimizer, self.options.learning_rate, on_iteration=report)
 
 
 def stylize_gatys(
@@ -470,8 +486,8 @@ def stylize_gatys(
 
 
 # Gatys, Ecker & Bethge (NIPS 2015), "Texture Synthesis Using Convolutional Neural Networks": conv1_1 and pool1..pool4
-# (Caffe names); with our ReLU outputs, the first ReLU of each block.
-TEXTURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# (Caffe names); with our ReLU outputs, the first ReLU of each block: the style layers of the 2016 paper.
+TEXTURE_LAYERS = PAPER_STYLE_LAYERS
 
 
 def synthesize_texture(

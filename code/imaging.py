@@ -171,6 +171,18 @@ def resize_tensor(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
+def pad_to_multiple(image: torch.Tensor, multiple: int, minimum: int = 0) -> torch.Tensor:
+    """Pad the bottom and right edges so both sides are multiples of ``multiple`` and at least ``minimum`` px (the
+    networks' downsamplings and paddings need it); reflection where it fits, else replication (tiny images)."""
+    height, width = image.shape[-2:]
+    pad_h = max(minimum, height + (-height) % multiple) - height
+    pad_w = max(minimum, width + (-width) % multiple) - width
+    if not pad_h and not pad_w:
+        return image
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
 def save_image(image: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     """Save an image tensor atomically (temporary file, then rename): an existing file is never half-written."""
     path = check_output_file(path)
@@ -220,6 +232,11 @@ def show_images(
     if caption:
         figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=9, wrap=True)
     figure.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return save_figure(figure, path, dpi)
+
+
+def save_figure(figure, path: str | os.PathLike | None, dpi: int = 100):
+    """Save a matplotlib figure to ``path`` (its folder created; nothing when None) and return the figure."""
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -507,7 +524,7 @@ class UnpairedDataset(Dataset):
 
 # ------------------------------------------------------------------------------------------------------- data
 class UnpairedFileDataset(UnpairedDataset):
-    """:class:`datasets.UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
+    """:class:`UnpairedDataset` over explicit file lists (so held-out images can be left out)."""
 
     def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], size: int, load_size: int,
                  flip: bool = True, train: bool = True, crop_scale: tuple[float, float] | None = None
@@ -520,17 +537,6 @@ class UnpairedFileDataset(UnpairedDataset):
         self.train = train
 
 
-def split_held_out(files: Sequence[Path], count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(train, held_out): ``count`` files drawn with ``random.Random(seed)`` from the sorted list."""
-    files = sorted(files)
-    integer("hold-out count", count, 0)
-    if count >= len(files):
-        raise ValueError(f"cannot hold out {count} of {len(files)} images in {Path(files[0]).parent}: "
-                         "at least one must remain for training")
-    held = set(random.Random(seed).sample(range(len(files)), count))
-    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
-
-
 def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
     """Images in ``folder`` with an error naming the domain when the folder is missing or empty."""
     try:
@@ -539,12 +545,37 @@ def domain_files(folder: str | os.PathLike, domain: str) -> list[Path]:
         raise type(error)(f"{domain} folder: {error}") from error
 
 
-# ------------------------------------------------------------------------------------------------ training
-def split_holdout(photos_dir: str | Path, holdout: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files): ``holdout`` photos drawn with a fixed seed, never trained on."""
-    files = list_images(photos_dir)
-    if holdout >= len(files):
-        raise ValueError(f"holdout={holdout} leaves no training photos in {photos_dir} ({len(files)} images)")
-    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
-    held = sorted(files[i] for i in order[:holdout])
-    return [f for f in files if f not in set(held)], held
+# ------------------------------------------------------------------------------------------------ hold-out
+# How a method draws its held-out files; kept per method so that the split of every existing run (recorded in its
+# config, split.json and the exported recipe) comes out the same: "random" is random.Random(seed).sample of the
+# sorted indices (CycleGAN runs), "torch" the first ``count`` of torch.randperm with a seeded generator (real-time runs).
+HELD_OUT_DRAWS = ("random", "torch")
+
+
+def split_held_out(files: str | os.PathLike | Sequence[Path], count: int = 0, seed: int = 0, *,
+                   names: Sequence[str] | None = None, draw: str = "random", parameter: str = "hold-out count"
+                   ) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files), each sorted, of a folder's images or of a list of files.
+
+    The held-out files are the ones called ``names`` (a split recorded by a run, e.g. for evaluation), or else
+    ``count`` files drawn with ``seed`` as ``draw`` says (see ``HELD_OUT_DRAWS``); ``parameter`` names ``count`` in
+    errors. Held-out files are never trained on."""
+    folder = files if isinstance(files, (str, os.PathLike)) else (Path(files[0]).parent if files else "the list")
+    files = list_images(files) if isinstance(files, (str, os.PathLike)) else sorted(files)
+    if names is not None:
+        held = set(names)
+        missing = held - {f.name for f in files}
+        if missing:
+            raise FileNotFoundError(f"held-out image(s) not found in {folder}: {sorted(missing)}")
+        return [f for f in files if f.name not in held], [f for f in files if f.name in held]
+    integer(parameter, count, 0)
+    if count >= len(files):
+        raise ValueError(f"{parameter}={count} leaves no training images in {folder} ({len(files)} images): "
+                         "at least one must remain for training")
+    if draw == "torch":
+        indices = set(torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:count].tolist())
+    elif draw == "random":
+        indices = set(random.Random(seed).sample(range(len(files)), count))
+    else:
+        raise ValueError(f"draw must be one of {HELD_OUT_DRAWS}, got {draw!r}")
+    return [f for i, f in enumerate(files) if i not in indices], [f for i, f in enumerate(files) if i in indices]

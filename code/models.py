@@ -40,7 +40,7 @@ Output activation: a sigmoid, chosen over Johnson's scaled tanh because the loss
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -54,6 +54,7 @@ from weights import (
     PREPROCESSING,
     TORCHVISION_MEAN_RGB,
     TORCHVISION_STD_RGB,
+    WeightsError,
     WeightSourceError,
     adain_decoder_state,
     load_vgg_weights,
@@ -341,6 +342,32 @@ class TransformerNet(nn.Module):
         for layer in self.up:
             x = layer(x, weights)
         return torch.sigmoid(self.output(x))
+
+
+def architecture_from_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, float | int]:
+    """Infer (n_styles, width, n_residual) of a TransformerNet from its state dict; clear error otherwise."""
+    try:
+        n_styles, c1 = state["down.0.norm.gamma"].shape
+        n_residual = len({k.split(".")[1] for k in state if k.startswith("residual.")})
+    except (KeyError, ValueError, AttributeError) as error:
+        keys = ", ".join(list(state)[:4])
+        raise WeightsError(
+            f"{source} is not a TransformerNet (real-time style) weights file: no conditional instance norm "
+            f"'down.0.norm.gamma' (keys start with: {keys}). It was made for another architecture."
+        ) from error
+    return {"n_styles": int(n_styles), "width": c1 / 32, "n_residual": n_residual}
+
+
+class FixedStyleNet(nn.Module):
+    """A TransformerNet with a fixed style mixture (n_styles,): a plain image -> image graph (for ONNX export)."""
+
+    def __init__(self, model: TransformerNet, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("weights", weights.view(1, -1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image, self.weights.expand(image.shape[0], -1))
 
 
 # ------------------------------------------------------------------------------------ growing a trained network

@@ -1,7 +1,7 @@
 """Real-time style transfer (Johnson, Alahi & Fei-Fei, ECCV 2016) with several styles in one network
 (conditional instance norm, Dumoulin, Shlens & Kudlur, ICLR 2017).
 
-A transform network f_W (``transformer_net.TransformerNet``) is trained on a folder of photos to minimise the
+A transform network f_W (``models.TransformerNet``) is trained on a folder of photos to minimise the
 perceptual loss of Johnson et al. (eq. 5 and sec. 3):
 
     L(y_hat; y_c, y_s) = lambda_c * l_feat^relu2_2(y_hat, y_c) + lambda_s * sum_l w_l * l_style^l(y_hat, y_s)
@@ -13,7 +13,8 @@ Each mini-batch trains one style, cycling through the styles (Dumoulin et al. se
 stylises a photo of any size, and styles blend by mixing the conditional-norm parameters.
 
 Entry points: ``train_realtime``, ``export_model``, ``load_style_model``, ``stylize``, ``stylize_folder``,
-``export_onnx``, ``compare_with_optimisation``, ``average_models``; command line: ``python code/cli.py realtime -h``."""
+``export_onnx``, ``average_models``; command line: ``python code/cli.py realtime -h``.
+``evaluation.compare_with_optimisation`` sets the network against L-BFGS on the same loss."""
 from __future__ import annotations
 
 import inspect
@@ -38,11 +39,12 @@ from imaging import (
     check_output_dir,
     list_images,
     load_image,
+    pad_to_multiple,
     save_image,
-    split_holdout,
+    split_held_out,
 )
 from losses import PerceptualLoss
-from models import TransformerNet, VGGFeatures, widen
+from models import FixedStyleNet, TransformerNet, VGGFeatures, architecture_from_state, widen
 
 StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
 
@@ -287,7 +289,7 @@ def _realtime_experiment(photos_dir: str | Path, style_images: Mapping[str, str 
                          accept_config_changes: Sequence[str] | str) -> tuple[nntools.Experiment, dict[str, Any]]:
     """The data (held-out photos split off), the model and the (resumed) Experiment of :func:`train_realtime`,
     and the data part of the exported recipe."""
-    train_files, held_out = split_holdout(photos_dir, options.holdout, options.seed)
+    train_files, held_out = split_held_out(photos_dir, options.holdout, options.seed, draw="torch", parameter="holdout")
     load_size = options.load_size or round(options.image_size * 1.5)
     train_set = ImageFolderDataset(photos_dir, options.image_size, load_size, options.crop_scale, flip=True, train=True, files=train_files)
     val_set = ImageFolderDataset(photos_dir, options.image_size, options.image_size, train=False, files=held_out)
@@ -395,20 +397,6 @@ def export_model(
         "style_images": copied, "options": _jsonable(asdict(options)), **_jsonable(dict(recipe_extra or {})),
     }
     return weights.save_fp16_weights(model.state_dict(), name, recipe, assets_dir=Path(assets_dir))
-
-
-def architecture_from_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
-    """Infer (n_styles, width, n_residual) of a TransformerNet from its state dict; clear error otherwise."""
-    try:
-        n_styles, c1 = state["down.0.norm.gamma"].shape
-        n_residual = len({k.split(".")[1] for k in state if k.startswith("residual.")})
-    except (KeyError, ValueError, AttributeError) as error:
-        keys = ", ".join(list(state)[:4])
-        raise weights.WeightsError(
-            f"{source} is not a TransformerNet (real-time style) weights file: no conditional instance norm "
-            f"'down.0.norm.gamma' (keys start with: {keys}). It was made for another architecture."
-        ) from error
-    return {"n_styles": int(n_styles), "width": c1 / 32, "n_residual": n_residual}
 
 
 def available_models(assets_dir: Path = weights.ASSETS_DIR) -> dict[str, list[str]]:
@@ -551,10 +539,7 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
     parameter = next(model.parameters())
     image = image.to(parameter.device, parameter.dtype)
     height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % 4, (-width) % 4
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    image = pad_to_multiple(image, 4)
     weights = resolve_style(model, style).to(parameter.device)
     ran = runtime.resolve_precision(precision or getattr(model, "precision", "auto"), parameter.device)
     with torch.no_grad(), runtime.precision_autocast(ran, parameter.device):
@@ -578,18 +563,6 @@ def stylize_folder(in_dir: str | Path, out_dir: str | Path, model: TransformerNe
     return written
 
 
-class _SingleStyle(torch.nn.Module):
-    """Wraps a TransformerNet with a fixed style mixture so it exports as a plain image -> image graph."""
-
-    def __init__(self, model: TransformerNet, weights: torch.Tensor) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("weights", weights.view(1, -1))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image, self.weights.expand(image.shape[0], -1))
-
-
 def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = None, size: int = 256) -> Path:
     """Export the network with a fixed style (or blend) to ONNX: input ``image`` (N, 3, H, W) RGB in [0, 1]
     (H, W multiples of 4, dynamic), output ``stylized``. Needs ``pip install onnx``."""
@@ -597,7 +570,7 @@ def export_onnx(model: TransformerNet, path: str | Path, style: StyleChoice = No
         import onnx  # noqa: F401
     except ImportError as error:
         raise ImportError("export_onnx needs the ONNX package: pip install onnx (and onnxruntime to run it)") from error
-    wrapper = _SingleStyle(model, resolve_style(model, style).to(next(model.parameters()).device)).eval()
+    wrapper = FixedStyleNet(model, resolve_style(model, style).to(next(model.parameters()).device)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(1, 3, size, size, device=next(model.parameters()).device)

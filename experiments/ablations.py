@@ -12,19 +12,17 @@ Layer names follow PyTorch: ``relu4_2`` is the paper's "conv4_2" (Caffe's in-pla
 """
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import figures
 import matplotlib.pyplot as plt
 import torch
-from gatys import GatysOptions, StyleTransfer
+from gatys import PAPER_STYLE_LAYERS, GatysOptions, StyleTransfer
+from imaging import save_figure
 from models import VGGFeatures, layer_names
-from weights import WeightSourceError
-
-PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 def style_layer_sets(layers: Sequence[str] = PAPER_STYLE_LAYERS) -> list[tuple[str, ...]]:
@@ -82,18 +80,6 @@ def sweep(
     return rows
 
 
-def try_sweep(content: torch.Tensor, style: torch.Tensor, base: GatysOptions,
-              configurations: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """``sweep`` per configuration, skipping (and naming) the ones whose weights are unavailable offline."""
-    rows, skipped = [], []
-    for config in configurations:
-        try:
-            rows += sweep(content, style, base, [config])
-        except WeightSourceError as error:
-            skipped.append(f"{config}: {str(error).splitlines()[0][:160]}")
-    return rows, skipped
-
-
 def reconstruct(
     image: torch.Tensor, kind: str, layer_choices: Sequence[Sequence[str]], base: GatysOptions
 ) -> list[dict[str, Any]]:
@@ -142,8 +128,6 @@ def balanced_weights(content: torch.Tensor, style: torch.Tensor, reference: Gaty
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
     """Numbers of each run (configuration, final losses, seconds, device) as CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     records = []
     for row in rows:
         record = {k: (short_name(v) if isinstance(v, (list, tuple)) else v) for k, v in row["config"].items()}
@@ -151,12 +135,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, extra: Mappin
         record["iterations"] = len(row["history"])
         record.update(extra or {})
         records.append(record)
-    fields = list(dict.fromkeys(k for record in records for k in record))
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(records)
-    return path
+    return figures.write_csv(records, path)
 
 
 def grid_figure(
@@ -182,10 +161,7 @@ def grid_figure(
     figure.suptitle(title, fontsize=12)
     figure.text(0.5, 0.005, caption, ha="center", va="bottom", fontsize=8, wrap=True)
     figure.tight_layout(rect=(0, 0.05, 1, 0.97))
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=90, bbox_inches="tight")
-    return figure
+    return save_figure(figure, path, dpi=90)
 
 
 def curves_figure(
@@ -204,10 +180,7 @@ def curves_figure(
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100, bbox_inches="tight")
-    return figure
+    return save_figure(figure, path)
 
 
 def options_summary(options: GatysOptions) -> str:

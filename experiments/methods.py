@@ -10,13 +10,12 @@ before the first image), ``torch.cuda.max_memory_allocated`` on a GPU.
 """
 from __future__ import annotations
 
-import csv
 import multiprocessing
 import resource
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -31,18 +30,57 @@ def _rss_mib() -> float:
         return float("nan")
 
 
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _method_runner(method: str, size: int, gatys_iterations: Sequence[int], alphas: Sequence[float],
+                   device: torch.device) -> Callable[[torch.Tensor, torch.Tensor, str], list[dict[str, Any]]]:
+    """Load the method's network once; returns run(photo, style, style name) -> rows {"method", "seconds", "image"}."""
+    import adain
+    import gatys
+    import realtime
+    from demo import synchronise, timed
+
+    if method == GATYS:
+        transfer = gatys.StyleTransfer(gatys.GatysOptions(
+            size=size, iterations=max(gatys_iterations), style_weight=gatys.style_weight_for_size(size),
+            snapshot_every=1, progress=False, device=str(device)))
+
+        def run_gatys(photo: torch.Tensor, style: torch.Tensor, style_name: str) -> list[dict[str, Any]]:
+            stamps: dict[int, tuple[float, torch.Tensor]] = {}
+            start = time.perf_counter()
+
+            def keep(iteration: int, image: torch.Tensor, record: dict) -> None:
+                if iteration in gatys_iterations:
+                    synchronise(device)
+                    stamps[iteration] = (time.perf_counter() - start, image)
+
+            transfer.run(photo, style, callback=keep)
+            return [{"method": f"gatys_{n}", "seconds": stamps[n][0], "image": stamps[n][1]} for n in gatys_iterations]
+        return run_gatys
+    if method == TRANSFORM:
+        network = realtime.load_style_model("realtime_4styles", device=device)
+
+        def run_transform(photo: torch.Tensor, style: torch.Tensor, style_name: str) -> list[dict[str, Any]]:
+            realtime.stylize(photo, network, style_name)  # warm-up
+            image, seconds = timed(device, realtime.stylize, photo, network, style_name)
+            return [{"method": TRANSFORM, "seconds": seconds, "image": image.cpu()}]
+        return run_transform
+    if method == ADAIN:
+        model = adain.load_adain(device=device)
+
+        def run_adain(photo: torch.Tensor, style: torch.Tensor, style_name: str) -> list[dict[str, Any]]:
+            adain.stylize_adain(photo, style, model)  # warm-up
+            rows = []
+            for alpha in alphas:
+                image, seconds = timed(device, adain.stylize_adain, photo, style, model, alpha)
+                rows.append({"method": f"adain_{alpha:g}", "seconds": seconds, "image": image})
+            return rows
+        return run_adain
+    raise ValueError(f"method must be one of {GATYS!r}, {TRANSFORM!r}, {ADAIN!r}, got {method!r}")
 
 
 def run_method(method: str, photos: Sequence[str], styles: dict[str, str], size: int, threads: int | None,
                gatys_iterations: Sequence[int] = (100, 300), alphas: Sequence[float] = (1.0, 0.6),
                device: str | None = None) -> dict[str, Any]:
     """Run one method on every (photo, style) pair in this process: {"rows": [...], "peak_rss_mib", ...}."""
-    import adain
-    import gatys
-    import realtime
     import runtime
     from imaging import load_image
 
@@ -51,51 +89,14 @@ def run_method(method: str, photos: Sequence[str], styles: dict[str, str], size:
     device = runtime.pick_device(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rows: list[dict[str, Any]] = []
-    if method == GATYS:
-        transfer = gatys.StyleTransfer(gatys.GatysOptions(
-            size=size, iterations=max(gatys_iterations), style_weight=gatys.style_weight_for_size(size),
-            snapshot_every=1, progress=False, device=str(device)))
-    elif method == TRANSFORM:
-        network = realtime.load_style_model("realtime_4styles", device=device)
-    elif method == ADAIN:
-        model = adain.load_adain(device=device)
-    else:
-        raise ValueError(f"method must be one of {GATYS!r}, {TRANSFORM!r}, {ADAIN!r}, got {method!r}")
+    run = _method_runner(method, size, gatys_iterations, alphas, device)
     loaded_rss = _rss_mib()
+    rows: list[dict[str, Any]] = []
     for photo_path in photos:
         photo = load_image(photo_path, size)
         for style_name, style_path in styles.items():
-            style = load_image(style_path, size)
             pair = {"photo": Path(photo_path).name, "style": style_name}
-            if method == GATYS:
-                stamps: dict[int, tuple[float, torch.Tensor]] = {}
-                start = time.perf_counter()
-
-                def keep(iteration: int, image: torch.Tensor, record: dict) -> None:
-                    if iteration in gatys_iterations:
-                        _synchronise(device)
-                        stamps[iteration] = (time.perf_counter() - start, image)
-
-                transfer.run(photo, style, callback=keep)
-                for iterations in gatys_iterations:
-                    seconds, image = stamps[iterations]
-                    rows.append({**pair, "method": f"gatys_{iterations}", "seconds": seconds, "image": image})
-            elif method == TRANSFORM:
-                realtime.stylize(photo, network, style_name)  # warm-up
-                _synchronise(device)
-                start = time.perf_counter()
-                image = realtime.stylize(photo, network, style_name)
-                _synchronise(device)
-                rows.append({**pair, "method": TRANSFORM, "seconds": time.perf_counter() - start, "image": image.cpu()})
-            else:
-                adain.stylize_adain(photo, style, model)  # warm-up
-                for alpha in alphas:
-                    _synchronise(device)
-                    start = time.perf_counter()
-                    image = adain.stylize_adain(photo, style, model, alpha=alpha)
-                    _synchronise(device)
-                    rows.append({**pair, "method": f"adain_{alpha:g}", "seconds": time.perf_counter() - start, "image": image})
+            rows += [{**pair, **row} for row in run(photo, load_image(style_path, size), style_name)]
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"rows": rows, "peak_memory_mib": peak, "loaded_rss_mib": loaded_rss, "device": str(device),
@@ -187,16 +188,11 @@ def markdown_table(table: list[dict[str, Any]]) -> str:
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path, setting: dict[str, Any]) -> Path:
     """One line per (photo, style, method) with the numbers (no images) and the setting in every line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from figures import write_csv as write_rows
+
     fields = ["photo", "style", "method", "seconds", "loss", "content_loss", "style_loss", "loss_vs_gatys",
               "peak_memory_mib", *setting]
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**{k: row[k] for k in fields if k in row}, **setting})
-    return path
+    return write_rows([{**{k: row[k] for k in fields if k in row}, **setting} for row in rows], path, columns=fields)
 
 
 def comparison_figure(rows: list[dict[str, Any]], photos: Sequence[str | Path], styles: dict[str, str | Path],

@@ -19,7 +19,6 @@ numbers: :func:`checkpoint_rows`, :func:`history_rows`, :func:`write_csv`, :func
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -30,13 +29,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import cyclegan
+import figures
 import matplotlib.pyplot as plt
 import nntools
 import realtime
 import runtime
 import torch
 from cyclegan import translate
-from imaging import list_images, show_images
+from imaging import list_images, save_figure, show_images
 
 CACHE_FOLDER = "ablation"
 
@@ -281,16 +281,8 @@ def history_rows(runs: Sequence[AblationRun]) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, digits: int = 5) -> Path:
-    """Rows (dicts) to CSV, columns in order of first appearance; floats rounded to ``digits`` significant digits."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (float(f"{v:.{digits}g}") if isinstance(v, float) else v) for k, v in row.items()})
-    return path
+    """:func:`figures.write_csv` with floats rounded to ``digits`` significant digits (the notebook's CSV files)."""
+    return figures.write_csv(rows, path, digits)
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 4) -> str:
@@ -304,13 +296,6 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digi
 
 
 # ------------------------------------------------------------------------------------------------- figures
-def _save(figure: plt.Figure, path: str | Path | None) -> plt.Figure:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100, bbox_inches="tight")
-    return figure
-
-
 def plot_checkpoints(runs: Sequence[AblationRun], metrics: Mapping[str, str], title: str,
                      path: str | Path | None = None, logy: Sequence[str] = (), caption: str | None = None
                      ) -> plt.Figure:
@@ -339,7 +324,7 @@ def _panels(labels: Mapping[str, str], draw: Callable[[plt.Axes, str], None], ti
     if caption:
         figure.text(0.5, -0.02, caption, ha="center", va="top", fontsize=9, wrap=True)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _smooth(values: Sequence[float], window: int) -> list[float]:

@@ -156,7 +156,7 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], tuple[str, ..
      TypeError, ("image", "float")),
     ("stylize_0_255", lambda t: realtime.stylize(torch.rand(1, 3, 8, 8) * 255, torch.nn.Linear(1, 1)), ValueError, ("image", "[0, 1]")),
     ("style_blend_not_a_number", lambda t: realtime._parse_blend("a=abc"), ValueError, ("--style", "'a'", "abc")),
-    ("holdout_all_photos", lambda t: imaging.split_holdout(photo_dir(t), 4), ValueError, ("holdout=4", "photos")),
+    ("holdout_all_photos", lambda t: imaging.split_held_out(photo_dir(t), 4, parameter="holdout"), ValueError, ("holdout=4", "photos")),
     # --- training folders
     ("exp_output_dir_is_file", lambda t: (t / "f").write_text("x") and experiment(t / "f"), FileExistsError, ("f", "not a folder")),
     ("exp_locked_by_other_host", lambda t: foreign_lock(t / "run") or experiment(t / "run"), runtime.OutputDirLockedError,

@@ -70,3 +70,38 @@ def test_show_images_titles_caption_and_file(tmp_path):
     titles = [axis.get_title() for axis in figure.axes]
     assert titles[:3] == ["a", "b", "c"] and len(figure.axes) == 4
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_held_out_split_reproduces_the_splits_recorded_by_old_runs(tmp_path):
+    """Both draws must stay: each reproduces the held-out files its method's runs recorded (the fixtures' configs,
+    made before the redesign), and the other draw would give a different split for the same seed."""
+    import json
+    from pathlib import Path
+
+    from imaging import split_held_out
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "old_layout"
+    realtime_config = json.loads((fixtures / "realtime_run" / "config.json").read_text())
+    cyclegan_config = json.loads((fixtures / "cyclegan_run" / "config.json").read_text())
+    photos = [tmp_path / f"photo_{i:02d}.png" for i in range(10)]  # the real-time fixture's folder (test_old_checkpoints)
+    domain = [tmp_path / f"photo{i}.png" for i in range(4)]  # the CycleGAN fixture's photos (test_cyclegan.make_domains)
+    realtime_held = split_held_out(photos, realtime_config["options.holdout"], realtime_config["options.seed"],
+                                   draw="torch")[1]
+    cyclegan_held = split_held_out(domain, 1, cyclegan_config["seed"], draw="random")[1]
+    assert [f.name for f in realtime_held] == realtime_config["held_out"]
+    assert [f.name for f in cyclegan_held] == cyclegan_config["data.held_out_photos"]
+    assert split_held_out(photos, 2, 0, draw="random")[1] != realtime_held
+    assert split_held_out(domain, 1, 0, draw="torch")[1] != cyclegan_held
+
+
+def test_held_out_split_by_names(tmp_path):
+    from imaging import split_held_out
+
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    train, held = split_held_out(tmp_path, names=["b.png"])
+    assert [f.name for f in train] == ["a.png", "c.png"] and [f.name for f in held] == ["b.png"]
+    with pytest.raises(FileNotFoundError, match="z.png"):
+        split_held_out(tmp_path, names=["z.png"])
+    with pytest.raises(ValueError, match="draw"):
+        split_held_out(tmp_path, 1, draw="numpy")

@@ -372,13 +372,13 @@ def test_onnx_export_matches_torch(trained, tmp_path):
 
 
 def test_holdout_split_is_fixed_by_the_seed_and_disjoint(photo_folder):
-    train_a, held_a = imaging.split_holdout(photo_folder, 3, seed=0)
-    train_b, held_b = imaging.split_holdout(photo_folder, 3, seed=0)
+    train_a, held_a = imaging.split_held_out(photo_folder, 3, seed=0, draw="torch")
+    train_b, held_b = imaging.split_held_out(photo_folder, 3, seed=0, draw="torch")
     assert held_a == held_b and len(held_a) == 3 and len(train_a) == 8
     assert not set(train_a) & set(held_a)
-    assert imaging.split_holdout(photo_folder, 3, seed=1)[1] != held_a
-    with pytest.raises(ValueError, match="leaves no training photos"):
-        imaging.split_holdout(photo_folder, 11)
+    assert imaging.split_held_out(photo_folder, 3, seed=1, draw="torch")[1] != held_a
+    with pytest.raises(ValueError, match="leaves no training images"):
+        imaging.split_held_out(photo_folder, 11, draw="torch")
 
 
 def test_options_survive_the_recipe_round_trip():
