@@ -9,6 +9,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
+import cli
 import cyclegan
 import gatys
 import imaging
@@ -155,7 +156,7 @@ CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], tuple[str, ..
     ("stylize_uint8", lambda t: realtime.stylize(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.nn.Linear(1, 1)),
      TypeError, ("image", "float")),
     ("stylize_0_255", lambda t: realtime.stylize(torch.rand(1, 3, 8, 8) * 255, torch.nn.Linear(1, 1)), ValueError, ("image", "[0, 1]")),
-    ("style_blend_not_a_number", lambda t: realtime._parse_blend("a=abc"), ValueError, ("--style", "'a'", "abc")),
+    ("style_blend_not_a_number", lambda t: cli.parse_weights(["a=abc"], "--style"), ValueError, ("--style", "'a'", "abc")),
     ("holdout_all_photos", lambda t: imaging.split_held_out(photo_dir(t), 4, parameter="holdout"), ValueError, ("holdout=4", "photos")),
     # --- training folders
     ("exp_output_dir_is_file", lambda t: (t / "f").write_text("x") and experiment(t / "f"), FileExistsError, ("f", "not a folder")),
