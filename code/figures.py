@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 import nntools
 from gatys import GatysOptions, GatysResult, StyleTransfer
 from imaging import load_image, show_images
-from nntools import flatten_numeric
+from training import flatten_numeric
 
 
 def _save_figure(figure, output_dir: str | Path | None, name: str):
