@@ -230,7 +230,7 @@ def chunk_size(iteration: int, chunk: int, align: int | None, schedule: Checkpoi
 
 # ----------------------------------------------------------------------------- the loop
 class TrainingLoop:
-    """The loop an :class:`Experiment` runs: epochs of mini-batches (:meth:`run`), within a time limit
+    """The loop an :class:`nntools.Experiment` runs: epochs of mini-batches (:meth:`run`), within a time limit
     (:meth:`run_for`), validation (:meth:`evaluate`). The Experiment sets the model, data, counters and
     :meth:`save`; all DDP ranks take every decision to stop or save together (:meth:`any_rank`)."""
 
