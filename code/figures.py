@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 import nntools
 from gatys import GatysOptions, GatysResult, StyleTransfer
 from imaging import load_image, save_figure, show_images
-from nntools import flatten_numeric
+from training import flatten_numeric
 
 
 def _output_path(output_dir: str | Path | None, name: str) -> Path | None:

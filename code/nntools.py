@@ -1,4 +1,4 @@
-"""Training utilities: the course's ``nntools`` generalised to multi-network models.
+"""The course API: the course's ``nntools`` generalised to multi-network models.
 
 The familiar course API still works::
 
@@ -10,23 +10,28 @@ The familiar course API still works::
 and any model with several networks/optimisers (CycleGAN, real-time style transfer) subclasses
 :class:`TrainingModel` (pytorch-CycleGAN-and-pix2pix style); :meth:`Experiment.run_for` trains within a time limit.
 
-What :class:`Experiment` guarantees (the files: :class:`checkpoint.Checkpoint`):
+This module holds the course classes (:class:`NeuralNetwork`, :class:`StatsManager`, :class:`TrainingModel`,
+:class:`SupervisedModel` with :func:`as_training_model`) and :class:`Experiment`, which sets up a run (device,
+precision, the locked ``output_dir``, the config, resume) and saves it. The epoch loop it inherits, the seeded data
+order and the DDP agreement are in :mod:`training`; the files in :class:`checkpoint.Checkpoint`.
+
+What :class:`Experiment` guarantees:
 
 * checkpoints are written atomically, the previous good one is used if the latest is corrupt, everything loads
   with ``torch.load(..., weights_only=True)``; epoch copies lost to a kill are recreated on resume;
 * exact resume: data order is a pure function of (seed, epoch), every sample is produced under a seed derived from
-  (seed, epoch, position) (:class:`runtime.ResumableSampler`), and the global RNG states are checkpointed, so a run
+  (seed, epoch, position) (:class:`training.ResumableSampler`), and the global RNG states are checkpointed, so a run
   killed at any moment and restarted ends with bit-identical weights (single process, CPU, same thread count);
 * ``config.json`` is compared on resume and differences must be accepted on purpose (``accept_config_changes``);
   accepted optimiser changes are applied;
-* a NaN/inf loss raises :class:`NonFiniteLossError` without saving anything, and so does a NaN/inf parameter,
-  optimiser state or loss scale found before a save (under DDP the ranks agree: none saves what one found bad);
+* a NaN/inf loss raises :class:`training.NonFiniteLossError` without saving anything, and so does a NaN/inf
+  parameter, optimiser state or loss scale found before a save (under DDP the ranks agree: none saves what one
+  found bad);
 * ``output_dir`` is locked (:func:`runtime.acquire_output_dir`); DDP workers stop when their launcher dies."""
 from __future__ import annotations
 
 import abc
 import contextlib
-import math
 import os
 import time
 import warnings
@@ -37,11 +42,11 @@ from typing import Any
 import numpy as np
 import runtime
 import torch
+import training
 from checkpoint import (
     CHECKPOINT_FORMAT,
     Checkpoint,
     CheckpointError,
-    CheckpointSchedule,
     apply_optimizer_change,
     capture_rng_state,
     config_diff,
@@ -51,25 +56,10 @@ from checkpoint import (
     plain,
     restore_rng_state,
 )
-from runtime import (
-    OutputDirLockedError,
-    ResumableSampler,
-    SeededDataset,
-    grad_scaler,
-    resolve_amp,
-    to_device,
-)
+from runtime import OutputDirLockedError, grad_scaler, resolve_amp, to_device
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
-
-try:  # tqdm is optional: without it there is simply no progress bar.
-    from tqdm.auto import tqdm as _tqdm
-except ImportError:  # pragma: no cover - depends on the environment
-    _tqdm = None
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss (or parameter) became NaN or infinite; nothing was saved after it."""
+from torch.utils.data import Dataset
+from training import NonFiniteLossError, ResumableSampler, TrainingLoop
 
 
 # ----------------------------------------------------------------------------- course classes
@@ -364,221 +354,6 @@ def derive_config(model: TrainingModel, train_set: Dataset, batch_size: int, see
     return config
 
 
-# ----------------------------------------------------------------------------- training loop
-class TrainingLoop:
-    """The loop an :class:`Experiment` runs: epochs of mini-batches (:meth:`run`), within a time limit
-    (:meth:`run_for`), validation (:meth:`evaluate`). The Experiment sets the model, data, counters and
-    :meth:`save`; all DDP ranks take every decision to stop or save together (:meth:`any_rank`)."""
-
-    model: TrainingModel
-    checkpoint: Checkpoint
-
-    def save(self) -> None:
-        """Write a checkpoint (collective under DDP)."""
-        raise NotImplementedError
-
-    def any_rank(self, flag: bool) -> bool:
-        """``flag`` or-ed over all DDP ranks (:func:`runtime.any_rank`): use it for every decision to stop."""
-        return runtime.any_rank(flag, self.device)
-
-    def min_over_ranks(self, value: float) -> float:
-        """The smallest ``value`` over all DDP ranks (e.g. how many iterations still fit in a time limit)."""
-        return runtime.min_over_ranks(value, self.device)
-
-    def run(self, num_epochs: int, plot: Callable[[Experiment], Any] | None = None,
-            max_iterations: int | None = None) -> list[dict[str, Any]]:
-        """Train until ``num_epochs`` epochs are done in total (or ``self.iteration`` reaches
-        ``max_iterations``, counted in total too). ``plot(exp)`` is called after every epoch."""
-        self.model.train()
-        if self.progress and self.rank == 0 and self.epoch < num_epochs and not self._announced:
-            self._announced = True
-            print(f"{'Continue' if self.iteration else 'Start'} training at epoch {self.epoch + 1} "
-                  f"(iteration {self.iteration}) in {self.output_dir}", flush=True)
-        if plot is not None and self.history:
-            plot(self)
-        writer = self._tensorboard()
-        while self.epoch < num_epochs:
-            if max_iterations is not None and self.iteration >= max_iterations:
-                break
-            if not self._run_epoch(num_epochs, max_iterations, writer):
-                break
-            if plot is not None:
-                plot(self)
-        if writer is not None:
-            writer.flush()
-        return self.history
-
-    def run_for(self, num_epochs: int, max_iterations: int | None = None, *, max_minutes: float | None = None,
-                started: float | None = None, schedule: CheckpointSchedule | None = None, chunk: int = 100,
-                align: int | None = None, after_chunk: Callable[[Experiment], Any] | None = None,
-                plot: Callable[[Experiment], Any] | None = None) -> None:
-        """:meth:`run` in chunks of at most ``chunk`` iterations that end at multiples of ``align``, until
-        ``max_minutes`` after ``started`` (a ``time.monotonic()`` value; default: now): chunks are sized from the
-        measured speed (the first one is 5 iterations) so that the last one ends before the limit.
-
-        After every chunk: a checkpoint when ``schedule`` says one is due (chunks end every ``schedule.iterations``
-        at the latest), then ``after_chunk(self)``; at the end, a checkpoint if iterations were done since the last
-        one. Calling it again on the same folder continues where it stopped."""
-        deadline = None if max_minutes is None else (time.monotonic() if started is None else started) + max_minutes * 60
-        schedule = schedule or CheckpointSchedule(None, None, self.iteration)
-        seconds_per_iteration = None
-        while self.epoch < num_epochs and (max_iterations is None or self.iteration < max_iterations):
-            size = self._chunk_size(chunk, align, schedule, deadline, seconds_per_iteration)
-            if size < 1:
-                break
-            stop_at = self.iteration + size if max_iterations is None else min(max_iterations, self.iteration + size)
-            chunk_start, first = time.monotonic(), self.iteration
-            self.run(num_epochs, plot=plot, max_iterations=stop_at)
-            if self.iteration > first:
-                seconds_per_iteration = (time.monotonic() - chunk_start) / (self.iteration - first)
-            if self.any_rank(schedule.due(self.iteration)):  # time-based: the DDP ranks agree (save() is collective)
-                self.save()
-                schedule.saved(self.iteration)
-            if after_chunk is not None:
-                after_chunk(self)
-        if self.iteration > schedule.last_iteration:
-            self.save()
-            schedule.saved(self.iteration)
-
-    def _chunk_size(self, chunk: int, align: int | None, schedule: CheckpointSchedule, deadline: float | None,
-                    seconds_per_iteration: float | None) -> int:
-        """Iterations of the next chunk of :meth:`run_for`; 0 when the time limit is reached (on any rank)."""
-        size = chunk if not align else min(chunk, align - self.iteration % align)
-        if schedule.iterations is not None:
-            size = max(1, min(size, schedule.iterations - (self.iteration - schedule.last_iteration)))
-        if deadline is None:
-            return size
-        remaining = deadline - time.monotonic()
-        if seconds_per_iteration is None:  # speed unknown yet: a short first chunk measures it
-            size = min(size, 5)
-        else:
-            size = min(size, int(remaining / seconds_per_iteration * 0.95))
-        size = int(self.min_over_ranks(size))  # DDP ranks agree (save() is collective)
-        return 0 if self.any_rank(remaining <= 0 or size < 1) else size
-
-    def _run_epoch(self, num_epochs: int, max_iterations: int | None, writer: Any) -> bool:
-        """Train (the rest of) one epoch; False if stopped by ``max_iterations``."""
-        epoch = self.epoch
-        if self.position == 0:
-            self._epoch_sums, self._epoch_batches = {}, 0
-            self.model.on_epoch_start(epoch)
-        self.sampler.set_epoch(epoch, self.position)
-        loader = self._loader(self.train_set, self.sampler, self.drop_last)
-        bar = None
-        if self.progress and self.rank == 0 and _tqdm is not None:
-            bar = _tqdm(total=self._epoch_batches + len(loader), initial=self._epoch_batches, leave=False,
-                        desc=f"Epoch {epoch + 1}/{num_epochs}")
-        try:
-            for i, batch in enumerate(loader):
-                self.model.set_input(batch)
-                losses = {k: float(v.detach() if isinstance(v, torch.Tensor) else v)
-                          for k, v in self.model.optimize_parameters().items()}
-                self._record_step(epoch, losses, writer, bar)
-                if max_iterations is not None and self.iteration >= max_iterations:
-                    if self.autosave:
-                        self.save()
-                    return False
-                last = i == len(loader) - 1
-                if self.checkpoint_every and self.iteration % self.checkpoint_every == 0 and not last:
-                    self.save()
-        finally:
-            if bar is not None:
-                bar.close()
-        self._finish_epoch(epoch, writer)
-        return True
-
-    def _record_step(self, epoch: int, losses: dict[str, float], writer: Any, bar: Any) -> None:
-        """Count one training step and log its ``losses`` (NonFiniteLossError for a NaN/inf one)."""
-        self._check_finite(losses)
-        self.iteration += 1
-        self.position += self.batch_size * self.world_size
-        self._epoch_batches += 1
-        for k, v in losses.items():
-            self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
-        if self.log_every and self.iteration % self.log_every == 0:
-            self.iteration_history.append({"iteration": self.iteration, "epoch": epoch + 1, **losses})
-        if writer is not None:
-            for k, v in losses.items():
-                writer.add_scalar(f"train/{k}", v, self.iteration)
-        if bar is not None:
-            bar.set_postfix({k: f"{s / self._epoch_batches:.4g}" for k, s in self._epoch_sums.items()})
-            bar.update()
-
-    def _finish_epoch(self, epoch: int, writer: Any) -> None:
-        n = max(self._epoch_batches, 1)
-        entry: dict[str, Any] = {"epoch": epoch + 1, "iteration": self.iteration}
-        entry.update({k: s / n for k, s in self._epoch_sums.items()})
-        entry.update(self.model.epoch_summary())
-        if self.perform_validation_during_training and self.val_set is not None:
-            entry["val"] = self.evaluate()
-        entry["lr"] = {name: opt.param_groups[0]["lr"] for name, opt in self.model.optimizers.items()}
-        for scheduler in self.model.schedulers.values():
-            scheduler.step()
-        self.history.append(plain(entry))
-        self.epoch, self.position = epoch + 1, 0
-        self._epoch_sums, self._epoch_batches = {}, 0
-        copy_due = bool(self.keep_every_epochs) and self.epoch % self.keep_every_epochs == 0
-        if copy_due and self.epoch not in self._epoch_copies:
-            self._epoch_copies.append(self.epoch)  # saved first, so a resume knows the copy is due
-        if self.autosave or copy_due:
-            self.save()
-        if copy_due and self.rank == 0:  # atomic; a kill during the copy is repaired on resume
-            self.checkpoint.keep_epoch_copy(self.epoch)
-        if writer is not None:
-            for key, value in flatten_numeric(self.history[-1]).items():
-                writer.add_scalar(f"epoch/{key}", value, self.iteration)
-        if self.progress and self.rank == 0:
-            summary = ", ".join(f"{k}={v:.4g}" for k, v in flatten_numeric(self.history[-1]).items())
-            print(f"Epoch {self.epoch}: {summary}", flush=True)
-
-    def evaluate(self) -> Any:
-        """Mean validation losses (for the course's supervised nets: ``stats_manager.summarize()``)."""
-        if self.val_set is None:
-            raise ValueError("evaluate() needs a val_set")
-        self.model.eval()
-        self.model.on_evaluate_start()
-        sums: dict[str, float] = {}
-        count = 0
-        sampler = ResumableSampler(len(self.val_set), self.seed, shuffle=False, stream="val")  # type: ignore[arg-type]
-        try:
-            for batch in self._loader(self.val_set, sampler, drop_last=False):
-                with torch.no_grad():
-                    losses = self.model.validate_batch(batch)
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                count += 1
-        finally:
-            self.model.train()
-        return self.model.evaluate_summary({k: s / max(count, 1) for k, s in sums.items()})
-
-    def _loader(self, dataset: Dataset, sampler: Sampler, drop_last: bool) -> DataLoader:
-        return DataLoader(SeededDataset(dataset), batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=self.collate_fn,
-                          drop_last=drop_last, pin_memory=self.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(self.seed))  # keeps global RNG untouched
-
-    def _tensorboard(self) -> Any:
-        if self._want_tensorboard and self._writer is None and self.rank == 0:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._writer = SummaryWriter(str(self.output_dir / "tensorboard"),  # drop steps not in the
-                                             purge_step=self.iteration + 1)  # checkpoint
-            except ImportError:
-                warnings.warn("tensorboard=True but tensorboard is not installed (pip install tensorboard)")
-                self._want_tensorboard = False
-        return self._writer
-
-    def _check_finite(self, losses: dict[str, float]) -> None:
-        for name, value in losses.items():
-            if not math.isfinite(value):
-                self._poisoned = True
-                raise NonFiniteLossError(
-                    f"loss {name!r} is {value} at epoch {self.epoch + 1}, iteration {self.iteration + 1}; "
-                    f"this state was not saved and the last good checkpoint {self.checkpoint.path} is "
-                    "untouched. Lower the learning rate (accept_config_changes=[...]) or disable amp, "
-                    "then construct the Experiment again to resume.")
-
-
 # ----------------------------------------------------------------------------- experiment
 class Experiment(TrainingLoop):
     """Trains a :class:`TrainingModel` (or a course ``NeuralNetwork``) with resumable checkpoints.
@@ -610,7 +385,7 @@ class Experiment(TrainingLoop):
         self.autosave = True
         self.collate_fn, self.drop_last, self.progress = collate_fn, drop_last, progress
         self.log_every = log_every
-        self.rank, self.world_size = runtime.dist_info()
+        self.rank, self.world_size = training.dist_info()
         self._check_data()
         self._set_device(device, amp)
         self.history: list[dict[str, Any]] = []
@@ -650,7 +425,7 @@ class Experiment(TrainingLoop):
         if self.world_size > 1:
             if self.device.type == "cuda":  # NCCL uses the current device: one GPU per rank
                 torch.cuda.set_device(self.device)
-            runtime.stop_when_parent_dies()  # a killed torchrun launcher must not leave workers writing
+            training.stop_when_parent_dies()  # a killed torchrun launcher must not leave workers writing
         self.model.set_precision(amp, self.device)
         self.amp, self.amp_dtype = self.model.amp, self.model.amp_dtype
         self.model.to(self.device)
@@ -670,7 +445,7 @@ class Experiment(TrainingLoop):
             runtime.seed_global_rngs(seed)
         if self.rank == 0 and (stored != self.config or not self.checkpoint.config_path.exists()):
             self.checkpoint.write_config(self.config)
-        runtime.barrier(self.device)
+        training.barrier(self.device)
 
     # ------------------------------------------------------------------ course-compatible aliases
     @property
@@ -739,7 +514,7 @@ class Experiment(TrainingLoop):
                 "amp, then construct the Experiment again to resume.")
         if self.rank == 0:
             self.checkpoint.write(self.state_dict())
-        runtime.barrier(self.device)
+        training.barrier(self.device)
 
     def _apply_checkpoint(self, state: dict[str, Any], path: Path | None) -> None:
         saved_config = state.get("config", {})
@@ -768,21 +543,3 @@ class Experiment(TrainingLoop):
         if state is None:
             raise CheckpointError(f"no checkpoint in {self.output_dir}")
         self._apply_checkpoint(state, path)
-
-
-# ----------------------------------------------------------------------------- plotting
-_NOT_PLOTTED = ("epoch", "iteration", "lr")
-
-
-def flatten_numeric(entry: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric values of a history entry (for plots and progress lines), nested keys joined by '/' (epoch/iteration/lr skipped)."""
-    out: dict[str, float] = {}
-    for key, value in entry.items():
-        if not prefix and key in _NOT_PLOTTED:
-            continue
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            out.update(flatten_numeric(value, name))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out

@@ -3,20 +3,22 @@
 * Device: :func:`pick_device` (the one asked for, else CUDA when usable, then MPS, then CPU) and
   :func:`device_description` for recipes and benchmarks.
 * Precision: ``"auto"`` resolves to bf16 autocast on GPUs and CPUs with native bfloat16 instructions, fp32 elsewhere
-  (:func:`resolve_precision`); :func:`bf16_native` tells an AVX512-BF16/AMX CPU from one where bf16 is emulated.
-* Seeds for reproducible runs (:func:`derive_seed`) and CPU threads for the demo (:func:`free_cpu_threads`).
-* Processes: the DDP rank (:func:`dist_info`) and the agreement of all ranks (:func:`any_rank`,
-  :func:`min_over_ranks`, :func:`barrier`); :func:`stop_when_parent_dies` for workers of a killed launcher;
-  :func:`acquire_output_dir`, the lock that lets one live process write into a training folder.
-* Seeded data order for exact resume: :class:`ResumableSampler` and :class:`SeededDataset`.
+  (:func:`resolve_precision`); :func:`bf16_native` tells an AVX512-BF16/AMX CPU from one where bf16 is emulated;
+  :func:`resolve_amp` and :func:`grad_scaler` for mixed-precision training.
+* Seeds for reproducible runs (:func:`derive_seed`, :func:`seed_global_rngs`) and CPU threads for the demo
+  (:func:`free_cpu_threads`).
+* :func:`acquire_output_dir`, the lock that lets one live process write into a training folder.
 * Start-up check of the Python and torch versions this code needs (README "Requirements").
 
-Python >= 3.10: type aliases such as ``StyleChoice = int | str | ...`` (``realtime.py``, ``transformer_net.py``) are
-evaluated at import time. torch >= 2.1: the oldest release whose APIs the code uses (``torch.load(weights_only=True)``
-of checkpoints, CPU bf16 autocast, ``torch.mps`` RNG state); the newer ``torch.amp.GradScaler`` (2.3) and
-``torch.onnx.export(dynamo=...)`` (2.5) are used only when present. Importing ``nntools``, ``gatys``, ``realtime``,
-``transformer_net`` or ``demo`` runs :func:`check_versions`, so an old interpreter or torch stops with one clear
-message instead of a TypeError deep in an import."""
+The DDP ranks' agreement and the seeded data order are in :mod:`training`.
+
+Python >= 3.10: type aliases such as ``StyleChoice = int | str | ...`` (``realtime.py``) are evaluated at import
+time. torch >= 2.1: the oldest release whose APIs the code uses (``torch.load(weights_only=True)`` of checkpoints,
+CPU bf16 autocast, ``torch.mps`` RNG state); the newer ``torch.amp.GradScaler`` (2.3) and
+``torch.onnx.export(dynamo=...)`` (2.5) are used only when present. Importing any module that runs a network
+(``nntools``, ``training``, ``gatys``, ``realtime``, ``cyclegan``, ``adain``, ``demo``, ``cli``) runs
+:func:`check_versions`, so an old interpreter or torch stops with one clear message instead of a TypeError deep in an
+import."""
 from __future__ import annotations
 
 import atexit
@@ -28,21 +30,18 @@ import os
 import platform
 import random
 import re
-import signal
 import socket
 import sys
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import Dataset, Sampler
 
 MIN_PYTHON = (3, 10)
 
@@ -265,72 +264,6 @@ def seed_global_rngs(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# ----------------------------------------------------------------------------- processes (DDP)
-def dist_info() -> tuple[int, int]:
-    """(rank, world_size); (0, 1) unless torch.distributed is initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _collective_device(device: torch.device) -> torch.device:
-    return device if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """``flag`` or-ed over all DDP ranks (all-reduce MAX), the same on every rank; just ``flag`` without DDP.
-
-    Use it for every decision to stop (time limits): saving a checkpoint is collective, so ranks that disagree on
-    whether to go on would wait for each other for ever. ``device``: this rank's training device."""
-    if dist_info()[1] == 1:
-        return bool(flag)
-    value = torch.tensor([1.0 if flag else 0.0], device=_collective_device(device))
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
-
-
-def min_over_ranks(value: float, device: torch.device) -> float:
-    """The smallest ``value`` over all DDP ranks (e.g. how many iterations still fit in a time limit)."""
-    if dist_info()[1] == 1:
-        return value
-    tensor = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device(device))
-    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-    return tensor.item()
-
-
-def barrier(device: torch.device) -> None:
-    """Wait for every DDP rank (nothing without DDP)."""
-    if dist_info()[1] > 1:
-        if dist.get_backend() == "nccl":  # tells NCCL the rank's GPU (else it guesses, and may hang)
-            dist.barrier(device_ids=[device.index])
-        else:
-            dist.barrier()
-
-
-_watchdog_started = False
-
-
-def stop_when_parent_dies(interval: float = 0.5) -> None:
-    """Start a daemon thread that SIGKILLs this process once its parent (e.g. the torchrun launcher) is gone.
-
-    Checkpoint writes are atomic, so stopping at any moment loses at most the work since the last checkpoint,
-    whereas a worker orphaned by a killed launcher would keep writing into a folder a restarted run also uses.
-    """
-    global _watchdog_started
-    if _watchdog_started:
-        return
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="stop-when-parent-dies", daemon=True).start()
-    _watchdog_started = True
-
-
 # ----------------------------------------------------------------------------- models
 def resolve_amp(amp: bool | str | None, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``amp``: False/None -> none; True or "fp16" -> float16 (CUDA only, with loss scaling;
@@ -389,71 +322,6 @@ def free_cpu_threads() -> int:
     except OSError:
         busy = 0
     return max(1, min(cores, cores - busy))
-
-
-# ----------------------------------------------------------------------------- seeded data order
-class ResumableSampler(Sampler):
-    """Per-epoch permutation that is a pure function of (seed, epoch), resumable at any position.
-
-    Yields ``(dataset_index, sample_seed)`` pairs for :class:`SeededDataset`. Under DDP each
-    rank takes the permutation positions ``start + rank, start + rank + world_size, ...``.
-    """
-
-    def __init__(self, length: int, seed: int, shuffle: bool = True, rank: int = 0,
-                 world_size: int = 1, stream: str = "train") -> None:
-        self.length, self.seed, self.shuffle = length, seed, shuffle
-        self.rank, self.world_size, self.stream = rank, world_size, stream
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Select the epoch and the global permutation position to start from."""
-        self.epoch, self.start = epoch, start
-
-    def permutation(self, epoch: int) -> list[int]:
-        """The full (unsharded) order of dataset indices for ``epoch``."""
-        if not self.shuffle:
-            return list(range(self.length))
-        generator = torch.Generator().manual_seed(derive_seed("perm", self.seed, epoch))
-        return torch.randperm(self.length, generator=generator).tolist()
-
-    def __len__(self) -> int:
-        return max(self.length - self.start, 0) // self.world_size
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = self.permutation(self.epoch)
-        for i in range(len(self)):
-            position = self.start + i * self.world_size + self.rank
-            yield order[position], derive_seed(self.stream, self.seed, self.epoch, position)
-
-
-class SeededDataset(Dataset):
-    """Wraps a dataset so that item ``(index, sample_seed)`` is produced under that seed.
-
-    The torch CPU, python ``random`` and NumPy global generators are seeded for the call and
-    restored afterwards, so random crops/flips are reproducible whatever the resume point or
-    ``num_workers``, and the caller's RNG streams are not disturbed.
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: int | tuple[int, int]) -> Any:
-        if not isinstance(key, tuple):
-            return self.dataset[key]
-        index, sample_seed = key
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(sample_seed)
-            random.seed(sample_seed)
-            np.random.seed(sample_seed % 2**32)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(python_state)
-                np.random.set_state(numpy_state)
 
 
 # ----------------------------------------------------------------------------- the output folder's lock

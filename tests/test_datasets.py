@@ -21,7 +21,7 @@ def folder(tmp_path):
 def items(dataset: ImageFolderDataset, seeds: list[int]) -> list[torch.Tensor]:
     out = []
     for index, seed in zip(range(len(dataset)), seeds):
-        torch.manual_seed(seed)  # as runtime.SeededDataset does for each (seed, epoch, position)
+        torch.manual_seed(seed)  # as training.SeededDataset does for each (seed, epoch, position)
         out.append(dataset[index])
     return out
 

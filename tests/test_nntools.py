@@ -17,7 +17,6 @@ import figures
 import nntools
 import numpy as np
 import pytest
-import runtime
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -339,37 +338,6 @@ def test_max_iterations_then_resume_matches_uninterrupted(tmp_path: Path) -> Non
     assert (resumed.epoch, resumed.iteration) == (1, 7)
     resumed.run(2)
     assert_same_training_state(load(resumed.checkpoint_path), load(full.checkpoint_path))
-
-
-# ----------------------------------------------------------------------------- data order and augmentation
-def test_sampler_is_a_pure_resumable_function_of_seed_and_epoch() -> None:
-    sampler = runtime.ResumableSampler(20, seed=3)
-    sampler.set_epoch(2)
-    whole = list(sampler)
-    sampler.set_epoch(2, start=8)
-    assert list(sampler) == whole[8:]
-    sampler.set_epoch(3)
-    assert [i for i, _ in sampler] != [i for i, _ in whole]
-    assert sorted(i for i, _ in whole) == list(range(20))
-    shards = []
-    for rank in range(2):  # DDP: ranks take interleaved positions of the same permutation
-        shard = runtime.ResumableSampler(20, seed=3, rank=rank, world_size=2)
-        shard.set_epoch(2, start=4)
-        shards.append(list(shard))
-    assert shards[0] == whole[4::2] and shards[1] == whole[5::2]
-
-
-def test_seeded_dataset_is_reproducible_and_leaves_global_rng_alone() -> None:
-    data = runtime.SeededDataset(AugmentedData())
-    torch.manual_seed(1)
-    random.seed(1)
-    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
-    first = data[(3, 12345)][0]
-    assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
-    assert np.array_equal(np.random.get_state()[1], before[2])
-    torch.manual_seed(99)
-    assert torch.equal(data[(3, 12345)][0], first)
-    assert not torch.equal(data[(3, 54321)][0], first)
 
 
 # ----------------------------------------------------------------------------- course API
