@@ -396,6 +396,8 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N iterations too")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
                         help="wall-clock minutes between checkpoints (a stop always saves)")
+    parser.add_argument("--keep-every-epochs", type=int, default=None,
+                        help="keep a copy of the checkpoint every N epochs (checkpoint_epochNNNN.pth.tar: metrics over training)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export", action="store_true", help="store fp16 generators in --export-dir when done")
     parser.add_argument("--export-each-epoch", action="store_true", help="also export at every epoch end")
@@ -413,7 +415,8 @@ def run_cyclegan(args: argparse.Namespace) -> None:
     exp = cyclegan.train_cyclegan(
         args.photos, args.paintings, args.output, options, args.max_minutes, args.max_iterations,
         hold_out_photos=args.hold_out_photos, hold_out_paintings=args.hold_out_paintings, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes, device=args.device,
+        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
+        keep_every_epochs=args.keep_every_epochs, device=args.device,
         amp=training_amp(args.precision, args.device), export_each_epoch=args.export_each_epoch,
         assets_dir=Path(args.export_dir), progress=args.progress,
         accept_config_changes=accept_changes(args.accept_config_changes))

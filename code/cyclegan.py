@@ -302,6 +302,7 @@ def train_cyclegan(
     seed: int = 0,
     checkpoint_every: int | None = None,
     checkpoint_minutes: float | None = 10.0,
+    keep_every_epochs: int | None = None,
     device: torch.device | str | None = None,
     amp: bool | str = False,
     plot: Callable[[nntools.Experiment], Any] | None = None,
@@ -332,8 +333,8 @@ def train_cyclegan(
     model = CycleGANModel(options, seed=seed)
     exp = nntools.Experiment(model, train_set, val_set, output_dir=output_dir, batch_size=options.batch_size,
                              config=config, accept_config_changes=accept_config_changes, seed=seed,
-                             checkpoint_every=None, device=device, amp=amp, progress=progress,
-                             log_every=log_every)
+                             checkpoint_every=None, keep_every_epochs=keep_every_epochs, device=device, amp=amp,
+                             progress=progress, log_every=log_every)
     if exp.rank == 0:  # under DDP only rank 0 writes
         (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     clock = checkpoint.WallClock(output_dir)

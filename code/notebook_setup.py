@@ -317,7 +317,7 @@ def quick_setting(environ: dict[str, str] | None = None, cuda: bool | None = Non
 
 
 def set_threads(environ: dict[str, str] | None = None) -> int:
-    """CPU threads for torch: ``$TORCH_NUM_THREADS``, else the cores other jobs leave free (``demo.free_cpu_threads``)."""
+    """CPU threads for torch: ``$TORCH_NUM_THREADS``, else the cores other jobs leave free (``runtime.free_cpu_threads``)."""
     environ = os.environ if environ is None else environ
     import torch
     from runtime import free_cpu_threads

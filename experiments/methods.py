@@ -36,7 +36,7 @@ def _method_runner(method: str, size: int, gatys_iterations: Sequence[int], alph
     import adain
     import gatys
     import realtime
-    from demo import synchronise, timed
+    from figures import synchronise, timed
 
     if method == GATYS:
         transfer = gatys.StyleTransfer(gatys.GatysOptions(

@@ -111,3 +111,22 @@ def test_evaluate_cyclegan_identity_and_darkening_generators() -> None:
     assert result["generated_paintings_called_paintings"] == 1.0
     assert result["generated_photos_called_photos"] == 1.0
     assert result["cycle_l1_photo"] == pytest.approx(0.0, abs=1e-6)  # no clamping happened on the way
+
+
+def test_cyclegan_history_has_one_row_per_kept_epoch_and_the_untrained_cycle_error_falls(tmp_path) -> None:
+    """A tiny run keeping every epoch's checkpoint: one row per copy (the last checkpoint is the last copy, not
+    repeated), iterations in order, and the held-out cycle error after training below that of epoch 1."""
+    import cyclegan
+    from test_cyclegan import TINY, make_domains
+
+    photos, paintings = make_domains(tmp_path, photos=5, paintings=5)
+    options = cyclegan.CycleGANOptions(**TINY, n_epochs=4, n_epochs_decay=0)
+    cyclegan.train_cyclegan(photos, paintings, tmp_path / "run", options, hold_out_photos=1, hold_out_paintings=1,
+                            keep_every_epochs=1, progress=False, device="cpu")
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint_epoch*.pth.tar")) == [
+        f"checkpoint_epoch{e:04d}.pth.tar" for e in (1, 2, 3, 4)]
+    rows = evaluation.cyclegan_history(tmp_path / "run", photos, paintings, size=32)
+    assert [row["iteration"] for row in rows] == [4, 8, 12, 16]  # 4 training images a domain, batch 1
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
+    assert rows[-1]["cycle_l1_photo"] + rows[-1]["cycle_l1_painting"] < rows[0]["cycle_l1_photo"] + rows[0]["cycle_l1_painting"]
+    assert all(0.0 <= row["generated_paintings_called_paintings"] <= 1.0 for row in rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 import ablations
 import cli
 import cyclegan
-import demo
+import figures
 import evaluation
 import imaging
 import pytest
@@ -241,15 +241,15 @@ def test_cyclegan_inference_and_evaluation_on_the_gpu(gpu, tmp_path):
 
 # -------------------------------------------------------------------------------------------------------- demo
 def test_demo_functions_on_the_gpu(gpu, tmp_path):
-    settings = demo.DemoSettings.for_device("cuda")
+    settings = figures.DemoSettings.for_device("cuda")
     assert settings.device == "cuda:0" and settings.gatys_scales == (256, 512)
-    settings = demo.DemoSettings("cuda:0", (32, 40), (2, 2), 1e6, 64, 64, 1)  # the GPU path at tiny sizes
-    figure, result = demo.gatys_demo(settings, tmp_path)
+    settings = figures.DemoSettings("cuda:0", (32, 40), (2, 2), 1e6, 64, 64, 1)  # the GPU path at tiny sizes
+    figure, result = figures.gatys_demo(settings, tmp_path)
     height, width = result.sizes[-1]
     assert result.device == "cuda:0" and f"{width}x{height} px on cuda:0" in " ".join(t.get_text() for t in figure.texts)
-    figure, milliseconds = demo.realtime_demo(settings, tmp_path, photos=("carcassonne.jpg",))
+    figure, milliseconds = figures.realtime_demo(settings, tmp_path, photos=("carcassonne.jpg",))
     assert milliseconds > 0
-    demo.cyclegan_demo(settings, tmp_path)
+    figures.cyclegan_demo(settings, tmp_path)
     assert {"gatys.png", "realtime.png", "cyclegan.png"} <= {p.name for p in tmp_path.glob("*.png")}
 
 
