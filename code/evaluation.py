@@ -217,20 +217,35 @@ def generators_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, nn.M
     return generators[0], generators[1], {"epoch": int(state["epoch"]), "iteration": int(state["iteration"])}
 
 
+def held_out_set(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike, held_photo_names: Sequence[str],
+                 held_painting_names: Sequence[str], size: int = 256, vgg: nn.Module | None = None
+                 ) -> tuple[PaintingProbe, list[torch.Tensor], list[torch.Tensor], nn.Module]:
+    """What :func:`evaluate_cyclegan` needs for the named held-out files at ``size`` px: the probe fit on every other
+    image of the two folders (the training images), the held-out photos and paintings, and the VGG."""
+    vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
+    train_photos, held_photos = split_held_out(photos_dir, names=[Path(p).name for p in held_photo_names])
+    train_paintings, held_paintings = split_held_out(paintings_dir, names=[Path(p).name for p in held_painting_names])
+    probe = fit_probe(vgg, load_images(train_photos, size), load_images(train_paintings, size))
+    return probe, load_images(held_photos, size), load_images(held_paintings, size), vgg
+
+
+def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos_dir: str | os.PathLike,
+                    paintings_dir: str | os.PathLike, held_photo_names: Sequence[str],
+                    held_painting_names: Sequence[str], size: int = 256) -> dict[str, float]:
+    """:func:`evaluate_cyclegan` of two generators (e.g. the shipped ones, whose recipe names their held-out
+    files) on the named held-out images at ``size`` px."""
+    probe, photos, paintings, vgg = held_out_set(photos_dir, paintings_dir, held_photo_names, held_painting_names, size)
+    return evaluate_cyclegan(photo2painting, painting2photo, photos, paintings, probe, vgg)
+
+
 def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike,
                      size: int = 256, vgg: nn.Module | None = None) -> list[dict[str, float]]:
     """:func:`evaluate_cyclegan` for every epoch copy of a run (and its last checkpoint), on the run's held-out split
     (``split.json``): the held-out numbers over training. One probe, fit once on the training images."""
-
     run_dir = Path(run_dir)
     split = json.loads((run_dir / "split.json").read_text())
-    held_photo_names = [Path(p).name for p in split["held_out_photos"]]
-    held_painting_names = [Path(p).name for p in split["held_out_paintings"]]
-    vgg = vgg or VGGFeatures(layers=list(PROBE_LAYERS), weights="normalised")
-    train_photos, held_photos = split_held_out(photos_dir, names=held_photo_names)
-    train_paintings, held_paintings = split_held_out(paintings_dir, names=held_painting_names)
-    probe = fit_probe(vgg, load_images(train_photos, size), load_images(train_paintings, size))
-    photos, paintings = load_images(held_photos, size), load_images(held_paintings, size)
+    probe, photos, paintings, vgg = held_out_set(photos_dir, paintings_dir, split["held_out_photos"],
+                                                 split["held_out_paintings"], size, vgg)
     checkpoints = sorted(run_dir.glob("checkpoint_epoch*.pth.tar")) + [run_dir / "checkpoint.pth.tar"]
     rows, seen = [], set()
     for checkpoint in checkpoints:

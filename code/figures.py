@@ -361,6 +361,36 @@ def plot_history(history: list[dict[str, Any]], ax: Any = None, keys: Iterable[s
     return ax
 
 
+CYCLEGAN_PANELS = (  # (title, keys, target of issue #12 and its direction)
+    ("cycle L1, held out (lower is better)", ("cycle_l1_photo", "cycle_l1_painting"), 0.08),
+    ("probe: generated images called their domain", ("generated_paintings_called_paintings",
+                                                      "generated_photos_called_photos"), 0.7),
+    ("checkerboard index (real images ~1)", ("checkerboard_generated_paintings", "checkerboard_generated_photos",
+                                             "checkerboard_real_paintings"), 1.15),
+)
+
+
+def plot_cyclegan_metrics(rows: Sequence[Mapping[str, Any]], x: str = "iteration", xlabel: str = "iteration",
+                          title: str = "CycleGAN held-out metrics over training") -> plt.Figure:
+    """The numbers of :func:`evaluation.evaluate_cyclegan` (one row per checkpoint) against ``x``, one panel per
+    metric, with the target as a dotted line."""
+    fig, axes = plt.subplots(1, len(CYCLEGAN_PANELS), figsize=(5 * len(CYCLEGAN_PANELS), 3.6))
+    xs = [row[x] for row in rows]
+    for ax, (panel, keys, target) in zip(axes, CYCLEGAN_PANELS):
+        for key in keys:
+            if all(key in row for row in rows):
+                ax.plot(xs, [row[key] for row in rows], marker="o", label=key.replace("_", " "),
+                        linestyle="--" if key.startswith("checkerboard_real") else "-")
+        ax.axhline(target, color="grey", linestyle=":", label=f"target {target}")
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, digits: int | None = None,
               columns: Sequence[str] | None = None) -> Path:
     """Rows (dicts) to CSV, with ``columns`` (default: every key, in order of first appearance); floats rounded to

@@ -130,3 +130,30 @@ def test_cyclegan_history_has_one_row_per_kept_epoch_and_the_untrained_cycle_err
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
     assert rows[-1]["cycle_l1_photo"] + rows[-1]["cycle_l1_painting"] < rows[0]["cycle_l1_photo"] + rows[0]["cycle_l1_painting"]
     assert all(0.0 <= row["generated_paintings_called_paintings"] <= 1.0 for row in rows)
+    import figures
+
+    fig = figures.plot_cyclegan_metrics(rows)
+    cycle, probe, checkerboard = fig.axes
+    assert list(cycle.lines[0].get_ydata()) == [row["cycle_l1_photo"] for row in rows]
+    assert list(cycle.lines[0].get_xdata()) == [4, 8, 12, 16]
+    targets = [[line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":"] for ax in fig.axes]
+    assert targets == [[0.08], [0.7], [1.15]]
+    assert len(checkerboard.lines) == 4 and len(probe.lines) == 3  # 3 / 2 series and the target line each
+
+
+def test_cyclegan_report_of_identity_generators(tmp_path) -> None:
+    """Generators that change nothing: no cycle error, generated images score exactly as the inputs they copy."""
+    from test_cyclegan import make_domains
+
+    photos, paintings = make_domains(tmp_path, photos=5, paintings=5)
+    identity = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        identity.bias.zero_()
+    report = evaluation.cyclegan_report(identity, identity, photos, paintings, ["photo0.png", "photo1.png"],
+                                        ["painting0.png"], size=32)
+    assert report["cycle_l1_photo"] == pytest.approx(0.0, abs=1e-6)
+    assert report["cycle_l1_painting"] == pytest.approx(0.0, abs=1e-6)
+    assert report["generated_paintings_called_paintings"] == pytest.approx(1.0 - report["real_photos_called_photos"])
+    assert report["generated_photos_called_photos"] == pytest.approx(1.0 - report["real_paintings_called_paintings"])
+    assert report["checkerboard_generated_paintings"] == pytest.approx(report["checkerboard_real_photos"], rel=1e-5)
