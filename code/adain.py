@@ -27,7 +27,7 @@ import nntools
 import runtime
 import torch
 import torch.nn.functional as F
-from checkpoint import atomic_write_bytes
+from checkpoint import atomic_write_bytes, plain
 from imaging import (
     UnpairedDataset,
     open_rgb,
@@ -311,7 +311,7 @@ class AdaINTrainingModel(nntools.TrainingModel):
 
     def describe(self) -> dict[str, Any]:
         options = {k: v for k, v in asdict(self.options).items() if k != "iterations"}
-        return {"options": json.loads(json.dumps(options, default=str))}
+        return {"options": plain(options)}
 
 
 def train_adain(photos_dir: str | Path, styles_dir: str | Path, output_dir: str | Path,

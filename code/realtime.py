@@ -197,11 +197,7 @@ class RealtimeStyleModel(nntools.TrainingModel):
     def describe(self) -> dict[str, Any]:
         """Options that shape the training (not the stopping point or logging cadence: a run may be extended)."""
         options = {k: v for k, v in asdict(self.options).items() if k not in CADENCE_OPTIONS}
-        return {"styles": self.style_names, "options": _jsonable(options)}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+        return {"styles": self.style_names, "options": checkpoint.plain(options)}
 
 
 def load_style_images(style_images: Mapping[str, str | Path], style_size: int | None) -> dict[str, torch.Tensor]:
@@ -394,7 +390,7 @@ def export_model(
         copied[style] = target.name
     recipe = {
         "kind": "realtime_style_transfer", "architecture": model.config(), "styles": style_names,
-        "style_images": copied, "options": _jsonable(asdict(options)), **_jsonable(dict(recipe_extra or {})),
+        "style_images": copied, "options": checkpoint.plain(asdict(options)), **checkpoint.plain(dict(recipe_extra or {})),
     }
     return weights.save_fp16_weights(model.state_dict(), name, recipe, assets_dir=Path(assets_dir))
 
