@@ -21,6 +21,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "old_layout"
 MOVED_DATA = "all"
 
 
+def realtime_inputs(root: Path) -> tuple[Path, dict[str, Path]]:
+    """The photo folder and the style image the real-time fixture was trained on (made the same way here)."""
+    folder = root / "rt_photos"
+    folder.mkdir()
+    for i in range(10):
+        smooth_image(i).save(folder / f"photo_{i:02d}.png")
+    styles = {"blobs": root / "blobs.png"}
+    smooth_image(99, 64).save(styles["blobs"])
+    return folder, styles
+
+
 def assert_same_weights(a: dict[str, torch.nn.Module], b: dict[str, torch.nn.Module]) -> None:
     for name, network in a.items():
         for key, value in network.state_dict().items():
@@ -43,12 +54,7 @@ def test_old_cyclegan_checkpoint_resumes_to_the_uninterrupted_result(tmp_path: P
 
 @pytest.mark.cpu_only("bit-exact resume needs the deterministic CPU kernels the fixture was made with")
 def test_old_realtime_checkpoint_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
-    folder = tmp_path / "rt_photos"
-    folder.mkdir()
-    for i in range(10):
-        smooth_image(i).save(folder / f"photo_{i:02d}.png")
-    styles = {"blobs": tmp_path / "blobs.png"}
-    smooth_image(99, 64).save(styles["blobs"])
+    folder, styles = realtime_inputs(tmp_path)
     shutil.copytree(FIXTURES / "realtime_run", tmp_path / "old")
     resumed = realtime.train_realtime(folder, styles, tmp_path / "old", tiny_options(iterations=24),
                                       accept_config_changes=MOVED_DATA, progress=False)
