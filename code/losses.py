@@ -27,6 +27,43 @@ if TYPE_CHECKING:  # annotations only: realtime imports this module
 
 
 # ----------------------------------------------------------------------------------------------- Gatys et al.
+def _at_least_fp32(tensor: torch.Tensor) -> torch.dtype:
+    """float32 for 16-bit features (the sums over H * W), float64 kept (for gradient checks)."""
+    return torch.promote_types(tensor.dtype, torch.float32)
+
+
+class _Gram(torch.autograd.Function):
+    """G = F F^T per sample, with one matrix product in the backward pass: dL/dF = (dG + dG^T) F.
+
+    Autograd's own backward of ``bmm(F, F^T)`` takes two products and adds them (a full-size copy), and in
+    channels_last it returns a gradient in the other memory format, which makes the sums at the VGG's branch points
+    slow. Here the gradient comes back in the layout and dtype of the features (measured in bench/bench_gatys_peer.py).
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(features)
+        n, c, h, w = features.shape
+        flat = features.to(_at_least_fp32(features)).reshape(n, c, h * w)
+        with torch.autocast(features.device.type, enabled=False):  # autocast would run bmm in 16 bits again
+            return torch.bmm(flat, flat.transpose(1, 2))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_gram: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (features,) = ctx.saved_tensors
+        n, c, h, w = features.shape
+        symmetric = grad_gram + grad_gram.transpose(1, 2)
+        flat = features.to(grad_gram.dtype).reshape(n, c, h * w)
+        with torch.autocast(features.device.type, enabled=False):
+            if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+                # (N, HW, C) row-major is the channels_last layout of (N, C, H, W)
+                grad = torch.bmm(flat.transpose(1, 2), symmetric).view(n, h, w, c).permute(0, 3, 1, 2)
+            else:
+                grad = torch.bmm(symmetric, flat).view(n, c, h, w)
+        return grad.to(features.dtype)
+
+
 def gram_matrix(features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
     """Gram matrix G^l_ij = sum_k F^l_ik F^l_jk (Gatys eq. 3), shape (N, C, C).
 
@@ -36,9 +73,7 @@ def gram_matrix(features: torch.Tensor, normalize: bool = False) -> torch.Tensor
     if features.dim() != 4:
         raise ValueError(f"gram_matrix expects features of shape (N, C, H, W), got {tuple(features.shape)}")
     n, c, h, w = features.shape
-    flat = features.float().reshape(n, c, h * w)
-    with torch.autocast(features.device.type, enabled=False):  # autocast would run bmm in 16 bits again
-        gram = torch.bmm(flat, flat.transpose(1, 2))
+    gram = _Gram.apply(features)
     return gram / (c * h * w) if normalize else gram
 
 

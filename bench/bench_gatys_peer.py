@@ -1,0 +1,245 @@
+"""Benchmark: this project's Gatys optimisation against neural-style-pt on the same work, in one run.
+
+    python bench/bench_gatys_peer.py [--size 512] [--threads 2] [--short 10] [--long 30] [--reach 300]
+                                     [--peers ../shared/peers]
+
+The work (the peer's documented benchmark, ../shared/peers/README.md): Tübingen in the style of Starry Night at 512 px,
+Caffe ImageNet VGG19 (the project's exact offline reconstruction, handed to the peer in its own file format),
+content relu4_2, style relu1_1..relu5_1, max pooling, no TV term, L-BFGS (history 100, no line search) from the
+content image. Both programs get the same pixels (the peer's own resizing, reproduced) and the same objective: the
+peer's weights (content 5, style 100, mean squared errors of features and of Gram matrices / (C H W)) expressed in
+this project's convention (:func:`peer_objective`), so one fp32 evaluation scores both outputs.
+
+Measured, each program in a fresh process (peak RSS is per process):
+1. seconds per iteration: (time of a ``--long`` run - time of a ``--short`` run) / (long - short), so start-up and
+   target computation cancel out; fp32 for both; and the larger peak RSS of the two runs;
+2. the peer's loss after ``--reach`` iterations, and the time this project's *default* settings (precision "auto",
+   channels_last, everything else default except the objective) take to get there: its output is scored every 5
+   iterations; the time counts from the start of ``StyleTransfer.run`` (targets included), the peer's is
+   ``reach`` x its seconds per iteration (start-up excluded).
+The peer's files are never copied: it runs from ``--peers`` through runpy, and everything is skipped (exit status 2
+with a message) when that folder is missing. Writes bench/results/gatys_peer_<device>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import runpy
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "code"))
+
+import cli  # noqa: E402
+
+PEER_CONTENT_WEIGHT, PEER_STYLE_WEIGHT = 5.0, 100.0  # neural_style.py's defaults
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512, "relu4_2": 512}
+SCORE_EVERY = 5
+
+
+def peer_images(data: Path, size: int):
+    """Content and style as the peer loads them (PIL, longest side ``size`` by its formula, torchvision Resize)."""
+    from PIL import Image
+    from torchvision import transforms
+
+    images = []
+    for path in (data / "content" / "tubingen.jpg", data / "styles" / "starry_night.jpg"):
+        image = Image.open(path).convert("RGB")
+        shape = tuple(int(size / max(image.size) * x) for x in (image.height, image.width))
+        images.append(transforms.Compose([transforms.Resize(shape), transforms.ToTensor()])(image).unsqueeze(0))
+    return images
+
+
+def peer_objective(height: int, width: int) -> dict:
+    """GatysOptions fields giving neural-style-pt's objective exactly, for an output of height x width.
+
+    Peer: 5 * mean((F - P)^2) at relu4_2 and, per style layer, 100 * mean((G/(C M) - G_s/(C M_s))^2).
+    Here: alpha * 1/2 sum (F - P)^2 and w_l * sum (G - A)^2 / (4 C^2 M^2) with A = G_s / M_s * M, so
+    alpha = 10 / (C H4 W4) at relu4_2 (H4 = H // 8) and w_l = 400 / C_l^2 with beta = 1."""
+    content_elements = CHANNELS["relu4_2"] * (height // 8) * (width // 8)
+    return {"content_weight": 2 * PEER_CONTENT_WEIGHT / content_elements, "style_weight": 1.0, "tv_weight": 0.0,
+            "content_layers": {"relu4_2": 1.0}, "weights": "imagenet",
+            "style_layers": {name: 4 * PEER_STYLE_WEIGHT / CHANNELS[name] ** 2 for name in STYLE_LAYERS}}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_peer_model(folder: Path) -> Path:
+    """The project's Caffe ImageNet VGG19 in the peer's format (torchvision keys features.N, conv layers only)."""
+    import torch
+    from weights import load_vgg_weights
+
+    model = folder / "models" / "vgg19-d01eb7cb.pth"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    conv_index = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]  # torchvision's features.N
+    state = load_vgg_weights("vgg19", "imagenet")
+    convs = sorted({k.rsplit(".", 1)[0] for k in state}, key=lambda n: (int(n[4]), int(n[6])))
+    torch.save({f"features.{conv_index[i]}.{p}": state[f"{name}.{p}"] for i, name in enumerate(convs)
+                for p in ("weight", "bias")}, model)
+    return model
+
+
+def run_peer(peers: Path, data: Path, size: int, iterations: int, out: Path, model: Path) -> dict:
+    """neural_style.py in this process, unmodified, with the benchmark's settings; wall time and peak RSS."""
+    sys.argv = ["neural_style.py", "-content_image", str(data / "content" / "tubingen.jpg"),
+                "-style_image", str(data / "styles" / "starry_night.jpg"), "-image_size", str(size), "-gpu", "c",
+                "-model_file", str(model), "-disable_check", "-init", "image", "-tv_weight", "0",
+                "-num_iterations", str(iterations), "-print_iter", str(iterations), "-save_iter", "0",
+                "-output_image", str(out)]
+    sys.path.insert(0, str(peers / "neural-style-pt"))
+    start = time.perf_counter()
+    runpy.run_path(str(peers / "neural-style-pt" / "neural_style.py"), run_name="__main__")
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": round(peak_rss_mib(), 1)}
+
+
+def run_ours(data: Path, size: int, iterations: int, out: Path, precision: str, channels_last: bool,
+             snapshots: Path | None = None) -> dict:
+    """StyleTransfer on the peer's pixels and objective; wall time from the process's start of work, peak RSS,
+    and (``snapshots``) the image and its time every SCORE_EVERY iterations as 8-bit tensors."""
+    import torch
+    from gatys import GatysOptions, StyleTransfer
+    from imaging import save_image
+
+    start = time.perf_counter()
+    content, style = peer_images(data, size)
+    options = GatysOptions(size=max(content.shape[-2:]), iterations=iterations, init="content", precision=precision,
+                           channels_last=channels_last, snapshot_every=SCORE_EVERY if snapshots else 0,
+                           progress=False, device="cpu", **peer_objective(*content.shape[-2:]))
+    transfer = StyleTransfer(options)
+    shots: list[tuple[int, float, torch.Tensor]] = []
+    run_start = time.perf_counter()
+
+    def keep(iteration: int, image: torch.Tensor, record: dict) -> None:
+        shots.append((iteration, time.perf_counter() - run_start, (image * 255).round().to(torch.uint8)))
+
+    result = transfer.run(content, style, callback=keep if snapshots else None)
+    seconds = time.perf_counter() - start
+    save_image(result.image, out)
+    if snapshots:
+        torch.save(shots, snapshots)
+    return {"seconds": seconds, "peak_rss_mib": round(peak_rss_mib(), 1), "precision": result.precision}
+
+
+def score(data: Path, size: int, images: list[Path], snapshots: Path | None) -> dict:
+    """The peer objective in fp32 (normalised-free Caffe VGG19) for each saved image and snapshot."""
+    import torch
+    from gatys import GatysOptions, StyleTransfer
+    from imaging import load_image
+
+    content, style = peer_images(data, size)
+    options = GatysOptions(size=max(content.shape[-2:]), precision="fp32", progress=False, device="cpu",
+                           **peer_objective(*content.shape[-2:]))
+    transfer = StyleTransfer(options)
+    with torch.no_grad():
+        content_targets = {n: f for n, f in transfer.features(content).items() if n == "relu4_2"}
+        style_targets = transfer.style_targets([style], [1.0])
+
+        def loss(image: torch.Tensor) -> float:
+            return float(transfer.losses(image, content_targets, style_targets)["total"])
+
+        scores = {str(path): loss(load_image(path)) for path in images}
+        if snapshots:
+            shots = torch.load(snapshots, weights_only=True)
+            scores["snapshots"] = [(it, t, loss(image.float() / 255)) for it, t, image in shots]
+    return scores
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kind, rest = args.worker[0], args.worker[1:]
+    data = Path(args.data)
+    if kind == "peer":
+        row = run_peer(Path(args.peers), data, args.size, int(rest[0]), Path(rest[1]), Path(rest[2]))
+    elif kind == "ours":
+        row = run_ours(data, args.size, int(rest[0]), Path(rest[1]), rest[2], rest[3] == "cl",
+                       Path(rest[4]) if len(rest) > 4 else None)
+    else:
+        row = score(data, args.size, [Path(p) for p in rest[1:]], Path(rest[0]) if rest[0] != "-" else None)
+    print("RESULT " + json.dumps(row))
+
+
+def call(args: argparse.Namespace, *worker_args: str) -> dict:
+    command = [sys.executable, __file__, "--size", str(args.size), "--peers", args.peers, "--data", args.data,
+               "--worker", *worker_args] + (["--threads", str(args.threads)] if args.threads else [])
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode:
+        raise SystemExit(f"worker {worker_args} failed:\n{completed.stderr[-3000:]}")
+    peer_loss = [line for line in completed.stdout.splitlines() if line.strip().startswith("Total loss")]
+    row = json.loads([line for line in completed.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
+    if peer_loss:
+        row["peer_printed_loss"] = float(peer_loss[-1].split(":")[1])
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--short", type=int, default=10)
+    parser.add_argument("--long", type=int, default=30)
+    parser.add_argument("--reach", type=int, default=300, help="the peer's iterations whose loss ours must reach")
+    parser.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"))
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "reference"))
+    cli.add_run_flags(parser, "JSON file (default: bench/results/gatys_peer_cpu.json)", flags=("threads", "output"))
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if not (Path(args.peers) / "neural-style-pt" / "neural_style.py").exists():
+        print(f"--peers {args.peers}: no neural-style-pt/neural_style.py there (see ../shared/peers/README.md)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    from runtime import device_description
+
+    load_start = os.getloadavg()[0]
+    tmp = Path(tempfile.mkdtemp())
+    model = str(write_peer_model(tmp))
+    rows: dict = {}
+    for name, kind, extra in (("peer", "peer", [model]), ("ours fp32", "ours", ["fp32", "cl"])):
+        runs = {n: call(args, kind, str(n), str(tmp / f"{kind}_{n}.png"), *extra) for n in (args.short, args.long)}
+        per_iteration = (runs[args.long]["seconds"] - runs[args.short]["seconds"]) / (args.long - args.short)
+        rows[name] = {"s_per_iteration": per_iteration, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs.values()),
+                      "runs": runs}
+        print(f"{name}: {per_iteration:.3f} s/iteration, peak RSS {rows[name]['peak_rss_mib']:.0f} MiB", flush=True)
+    peer_reach = call(args, "peer", str(args.reach), str(tmp / "peer_reach.png"), model)
+    ours_default = call(args, "ours", str(args.reach), str(tmp / "ours_reach.png"), "auto", "cl", str(tmp / "shots.pt"))
+    scores = call(args, "score", str(tmp / "shots.pt"), str(tmp / "peer_reach.png"), str(tmp / "ours_reach.png"))
+    target = scores[str(tmp / "peer_reach.png")]
+    reached = next(((it, t) for it, t, loss in scores["snapshots"] if loss <= target), None)
+    peer_seconds = args.reach * rows["peer"]["s_per_iteration"]
+    summary = {
+        "device": device_description(), "threads": args.threads, "size": args.size,
+        "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows,
+        "fp32_time_ratio": rows["ours fp32"]["s_per_iteration"] / rows["peer"]["s_per_iteration"],
+        "fp32_memory_ratio": rows["ours fp32"]["peak_rss_mib"] / rows["peer"]["peak_rss_mib"],
+        "reach": {"peer_iterations": args.reach, "peer_loss_fp32": target,
+                  "peer_printed_loss": peer_reach.get("peer_printed_loss"), "peer_seconds": peer_seconds,
+                  "ours_precision": ours_default["precision"], "ours_final_loss_fp32": scores[str(tmp / "ours_reach.png")],
+                  "ours_iterations_to_reach": reached[0] if reached else None,
+                  "ours_seconds_to_reach": reached[1] if reached else None,
+                  "time_ratio": reached[1] / peer_seconds if reached else None,
+                  "ours_curve": scores["snapshots"]},
+    }
+    out = Path(args.output) if args.output else ROOT / "bench" / "results" / "gatys_peer_cpu.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"fp32 time ratio (ours / peer) {summary['fp32_time_ratio']:.2f}, memory ratio "
+          f"{summary['fp32_memory_ratio']:.2f}; peer loss after {args.reach}: {target:.4g}; default ({ours_default['precision']}) "
+          f"reaches it {'at iteration %d after %.0f s, %.2fx the peer' % (reached[0], reached[1], summary['reach']['time_ratio']) if reached else 'not within %d iterations' % args.reach}")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
