@@ -12,7 +12,8 @@ this project's convention (:func:`peer_objective`), so one fp32 evaluation score
 
 Measured, each program in a fresh process (peak RSS is per process):
 1. seconds per iteration: (time of a ``--long`` run - time of a ``--short`` run) / (long - short), so start-up and
-   target computation cancel out; fp32 for both; and the larger peak RSS of the two runs;
+   target computation cancel out; fp32 for both; the median of ``--repeats`` such pairs, the programs alternating;
+   and the largest peak RSS of those runs;
 2. the peer's loss after ``--reach`` iterations, and the time this project's *default* settings (precision "auto",
    channels_last, everything else default except the objective) take to get there: its output is scored every 5
    iterations; the time counts from the start of ``StyleTransfer.run`` (targets included), the peer's is
@@ -27,6 +28,7 @@ import json
 import os
 import resource
 import runpy
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,6 +190,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--short", type=int, default=10)
     parser.add_argument("--long", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3, help="short/long pairs per program (median taken)")
     parser.add_argument("--reach", type=int, default=300, help="the peer's iterations whose loss ours must reach")
     parser.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "reference"))
@@ -205,13 +208,20 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp())
     model = str(write_peer_model(tmp))
-    rows: dict = {}
-    for name, kind, extra in (("peer", "peer", [model]), ("ours fp32", "ours", ["fp32", "cl"])):
-        runs = {n: call(args, kind, str(n), str(tmp / f"{kind}_{n}.png"), *extra) for n in (args.short, args.long)}
-        per_iteration = (runs[args.long]["seconds"] - runs[args.short]["seconds"]) / (args.long - args.short)
-        rows[name] = {"s_per_iteration": per_iteration, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs.values()),
-                      "runs": runs}
-        print(f"{name}: {per_iteration:.3f} s/iteration, peak RSS {rows[name]['peak_rss_mib']:.0f} MiB", flush=True)
+    rows: dict = {"peer": {"estimates": [], "runs": []}, "ours fp32": {"estimates": [], "runs": []}}
+    programs = {"peer": ("peer", [model]), "ours fp32": ("ours", ["fp32", "cl"])}
+    for repeat in range(args.repeats):  # alternating, so that a change of load hits both programs
+        for name, (kind, extra) in programs.items():
+            runs = {n: call(args, kind, str(n), str(tmp / f"{kind}_{n}.png"), *extra) for n in (args.short, args.long)}
+            rows[name]["estimates"].append((runs[args.long]["seconds"] - runs[args.short]["seconds"])
+                                           / (args.long - args.short))
+            rows[name]["runs"].append(runs)
+            print(f"{name} (repeat {repeat + 1}): {rows[name]['estimates'][-1]:.3f} s/iteration", flush=True)
+    for name, row in rows.items():
+        row["s_per_iteration"] = statistics.median(row["estimates"])
+        row["peak_rss_mib"] = max(r["peak_rss_mib"] for runs in row["runs"] for r in runs.values())
+        print(f"{name}: {row['s_per_iteration']:.3f} s/iteration (median of {args.repeats}), peak RSS "
+              f"{row['peak_rss_mib']:.0f} MiB", flush=True)
     peer_reach = call(args, "peer", str(args.reach), str(tmp / "peer_reach.png"), model)
     ours_default = call(args, "ours", str(args.reach), str(tmp / "ours_reach.png"), "auto", "cl", str(tmp / "shots.pt"))
     scores = call(args, "score", str(tmp / "shots.pt"), str(tmp / "peer_reach.png"), str(tmp / "ours_reach.png"))

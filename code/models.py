@@ -165,7 +165,8 @@ class VGGFeatures(nn.Module):
         for name in all_names[: deepest + 1]:
             if name.startswith("conv"):
                 out_channels = BLOCK_CHANNELS[int(name[4]) - 1]
-                self.body.add_module(name, nn.Conv2d(in_channels, out_channels, 3, padding=1))
+                # on the meta device: no random initialisation to overwrite, no second copy of the weights
+                self.body.add_module(name, nn.Conv2d(in_channels, out_channels, 3, padding=1, device="meta"))
                 in_channels = out_channels
             elif name.startswith("relu"):
                 self.body.add_module(name, nn.ReLU(inplace=False))
@@ -184,8 +185,13 @@ class VGGFeatures(nn.Module):
             self.register_buffer("scale", 1.0 / torch.tensor(TORCHVISION_STD_RGB).view(1, 3, 1, 1))
         if weights is not None:
             state = load_vgg_weights(arch, weights)
-            needed = {k: v for k, v in state.items() if k.split(".")[0] in self.body._modules}
-            self.body.load_state_dict(needed)
+            self.body.load_state_dict({k: v for k, v in state.items() if k.split(".")[0] in self.body._modules},
+                                      assign=True)
+        else:
+            self.body.to_empty(device="cpu")
+            for module in self.body.modules():
+                if isinstance(module, nn.Conv2d):
+                    module.reset_parameters()
         self.requires_grad_(False)
         self.eval()
 
