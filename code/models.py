@@ -268,8 +268,8 @@ class ConditionalInstanceNorm2d(nn.Module):
         """gamma * (x - mu(x)) / sigma(x) + beta per sample and channel, then ReLU if ``relu``.
 
         For one image at inference, batch norm in training mode over (1, C, H, W) computes exactly these statistics,
-        with the affine step fused and in ``x``'s memory layout; ``F.instance_norm`` first copies to (1, N C, H, W), which took
-        about 20 % of the network's CPU time in channels_last (bench/bench_inference_peer.py)."""
+        with the affine step fused and in ``x``'s memory layout; ``F.instance_norm`` first copies to (1, N C, H, W),
+        which took about 20 % of the network's CPU time in channels_last (bench/bench_inference_peer.py)."""
         gamma = weights.to(self.gamma.dtype) @ self.gamma
         beta = weights.to(self.beta.dtype) @ self.beta
         if x.shape[0] == 1 and not torch.is_grad_enabled():  # training keeps one code path (resumes repeat bit for bit)
