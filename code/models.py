@@ -45,6 +45,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from inference import fast_upsampling, instance_norm_of_one, upsampled_conv3x3
 from weights import (
     ADAIN_DECODER_LAYOUT,
     ADAIN_DECODER_SHA256,
@@ -78,7 +79,7 @@ class AdaINDecoder(nn.Module):
         last = ADAIN_DECODER_LAYOUT[-1][0]
         for name, _, _, upsample in ADAIN_DECODER_LAYOUT:
             conv = self.convs[name]
-            if pending_upsample and _fast_upsampling(conv):  # upsampling and conv in one, exactly (inference)
+            if pending_upsample and fast_upsampling(conv):  # upsampling and conv in one, exactly (inference)
                 x = upsampled_conv3x3(x, conv)
             else:
                 if pending_upsample:
@@ -267,49 +268,15 @@ class ConditionalInstanceNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """gamma * (x - mu(x)) / sigma(x) + beta per sample and channel, then ReLU if ``relu``.
 
-        For one image at inference, batch norm in training mode over (1, C, H, W) computes exactly these statistics,
-        with the affine step fused and in ``x``'s memory layout; ``F.instance_norm`` first copies to (1, N C, H, W),
-        which took about 20 % of the network's CPU time in channels_last (bench/bench_inference_peer.py)."""
+        One image at inference takes :func:`inference.instance_norm_of_one` (the same values, faster)."""
         gamma = weights.to(self.gamma.dtype) @ self.gamma
         beta = weights.to(self.beta.dtype) @ self.beta
         if x.shape[0] == 1 and not torch.is_grad_enabled():  # training keeps one code path (resumes repeat bit for bit)
-            out = F.batch_norm(x, None, None, gamma[0].to(x.dtype), beta[0].to(x.dtype), training=True, eps=self.eps)
+            out = instance_norm_of_one(x, gamma[0], beta[0], self.eps)
         else:
             out = (F.instance_norm(x, eps=self.eps) * gamma.to(x.dtype)[:, :, None, None]
                    + beta.to(x.dtype)[:, :, None, None])
         return F.relu(out, inplace=True) if relu else out
-
-
-# Rows of the 2 x 2 kernels of the two output phases of nearest x2 upsampling then a 3 x 3 convolution: even output
-# rows see input rows (i-1, i) with kernel rows (k0, k1 + k2), odd ones (i, i+1) with (k0 + k1, k2); the same per column.
-_PHASE_ROWS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
-
-
-def upsampled_conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv(reflect_pad_1(upsample_nearest_x2(x)))`` for a 3 x 3, stride-1 ``conv``, computed at the input's
-    resolution, exactly: reflection padding of the upsampled image equals replication padding of ``x``, and each of
-    the four output phases is a 2 x 2 convolution of ``x`` (the sub-pixel view of Shi et al. 2016). It takes 4/9 of
-    the multiply-adds and no upsampled copy; the inference path of the networks (bench/bench_inference_peer.py)."""
-    n, _, height, width = x.shape
-    weight, out_channels = conv.weight, conv.out_channels
-    rows = _PHASE_ROWS.to(weight.device, weight.dtype)
-    kernels = torch.einsum("pak,qbl,oikl->pqoiab", rows, rows, weight).reshape(4 * out_channels, -1, 2, 2)
-    bias = conv.bias.repeat(4).to(x.dtype) if conv.bias is not None else None
-    phases = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels.to(x.dtype), bias)
-    phases = phases.view(n, 2, 2, out_channels, height + 1, width + 1)
-    layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-              else torch.contiguous_format)
-    out = torch.empty(n, out_channels, 2 * height, 2 * width, dtype=phases.dtype, device=x.device, memory_format=layout)
-    for p in (0, 1):
-        for q in (0, 1):
-            out[:, :, p::2, q::2] = phases[:, p, q, :, p:p + height, q:q + width]
-    return out
-
-
-def _fast_upsampling(conv: nn.Conv2d) -> bool:
-    """At inference (no autograd) and for a 3 x 3 stride-1 conv; training keeps the plain form, so that resumed
-    runs repeat uninterrupted ones bit for bit."""
-    return not torch.is_grad_enabled() and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
 
 
 class ConvLayer(nn.Module):
@@ -322,7 +289,7 @@ class ConvLayer(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.upsample and _fast_upsampling(self.conv):
+        if self.upsample and fast_upsampling(self.conv):
             return upsampled_conv3x3(x, self.conv)
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import checkpoint
 import imaging
+import inference
 import nntools
 import runtime
 import torch
@@ -461,7 +462,7 @@ def load_style_model(name_or_path: str | Path, assets_dir: Path = weights.ASSETS
     device = runtime.pick_device(device)
     ran = runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     model.precision = precision
-    return runtime.inference_layout(model.eval().to(device), device, ran)
+    return inference.inference_layout(model.eval().to(device), device, ran)
 
 
 def average_models(models: Sequence[str | Path | TransformerNet]) -> TransformerNet:
@@ -538,7 +539,7 @@ def stylize(image: torch.Tensor, model: TransformerNet, style: StyleChoice = Non
     image = pad_to_multiple(image, 4)
     weights = resolve_style(model, style).to(parameter.device)
     ran = runtime.resolve_precision(precision or getattr(model, "precision", "auto"), parameter.device)
-    image = runtime.same_layout(image, model)
+    image = inference.same_layout(image, model)
     with torch.no_grad(), runtime.precision_autocast(ran, parameter.device):  # inference_mode: no faster (measured)
         output = model(image, weights)[..., :height, :width].to(parameter.dtype).contiguous()
     return output[0] if squeeze else output

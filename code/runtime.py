@@ -231,25 +231,6 @@ def precision_autocast(precision: str, device: torch.device | str) -> contextlib
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
-def inference_layout(module: torch.nn.Module, device: torch.device | str, precision: str) -> torch.nn.Module:
-    """A feed-forward network loaded for inference, switched to channels_last where that is faster (measured): on a
-    CPU (oneDNN's convolutions; bench/bench_inference_peer.py) and on CUDA under 16-bit autocast (tensor cores).
-    The parameters keep their values; only networks loaded for inference are converted, never one being trained
-    (a resumed run must repeat the uninterrupted one bit for bit)."""
-    device = torch.device(device)
-    if device.type == "cpu" or (device.type == "cuda" and precision in ("bf16", "fp16")):
-        module.to(memory_format=torch.channels_last)
-    return module
-
-
-def same_layout(image: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-    """``image`` in the memory layout of the module's first 4-d weight (see :func:`inference_layout`)."""
-    weight = next((p for p in module.parameters() if p.dim() == 4), None)
-    if weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
-        return image.contiguous(memory_format=torch.channels_last)
-    return image
-
-
 def grad_scaler(device_type: str, enabled: bool) -> Any:
     """``torch.amp.GradScaler(device_type, enabled=...)``; on torch < 2.3 (no ``torch.amp.GradScaler``) the CUDA
     one, which is all loss scaling needs there (fp16 is CUDA-only) and is harmless when disabled."""

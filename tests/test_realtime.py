@@ -126,7 +126,7 @@ def test_conditional_norm_of_one_image_equals_the_definition_in_either_layout(gr
 
 @pytest.mark.parametrize("shape", [(1, 5, 7, 9), (2, 5, 4, 3), (1, 5, 1, 2)])
 def test_upsampled_conv_at_low_resolution_equals_upsample_pad_conv(shape):
-    from models import upsampled_conv3x3
+    from inference import upsampled_conv3x3
 
     torch.manual_seed(0)
     conv = nn.Conv2d(5, 4, 3)
