@@ -118,6 +118,28 @@ def test_ensure_deps_uses_the_same_logic():
     assert completed.returncode == 0 and completed.stdout.strip() == "[ensure_deps] all requirements present"
 
 
+
+def test_ensure_deps_runs_on_a_machine_without_torch(tmp_path):
+    """`make deps` on a fresh machine: torch is not importable until install_missing has run (it once imported
+    runtime, hence torch, first and crashed)."""
+    script = tmp_path / "fresh_machine.py"
+    script.write_text(f"""
+import runpy, sys
+sys.path.insert(0, {str(ROOT / 'code')!r})
+sys.modules["torch"] = None  # import torch -> ModuleNotFoundError, as before installing it
+import notebook_setup
+def fake_install(requirements, log=print):
+    del sys.modules["torch"]  # "installed": the real torch imports from now on
+    log("[setup] installed torch (simulated)")
+    return ["torch"]
+notebook_setup.install_missing = fake_install
+runpy.run_path({str(ROOT / '.ci' / 'ensure_deps.py')!r}, run_name="__main__")
+""")
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == ["[ensure_deps] installed torch (simulated)",
+                                             "[ensure_deps] all requirements present"]
+
 # ------------------------------------------------------------------------------------------------------- data
 def test_data_falls_back_to_the_sample_then_prefers_shared(tmp_path):
     root = make_repo(tmp_path)
