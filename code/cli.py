@@ -404,6 +404,8 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--export-if-finished", action="store_true",
                         help="with --export: export only if the whole lr schedule has run (keeps older assets otherwise)")
     parser.add_argument("--export-dir", default=str(weights.ASSETS_DIR), help="where exports go (default: assets/)")
+    parser.add_argument("--init-from", default=None, metavar="DIR",
+                        help="warm-start a fresh run's generators from those exported in DIR (e.g. assets)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     add_accept_changes(parser)
     add_run_flags(parser, "output/checkpoint folder (rerun to resume)", output_required=True, precision_default="fp32")
@@ -418,7 +420,7 @@ def run_cyclegan(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
         keep_every_epochs=args.keep_every_epochs, device=args.device,
         amp=training_amp(args.precision, args.device), export_each_epoch=args.export_each_epoch,
-        assets_dir=Path(args.export_dir), progress=args.progress,
+        assets_dir=Path(args.export_dir), progress=args.progress, init_from=args.init_from,
         accept_config_changes=accept_changes(args.accept_config_changes))
     print(f"stopped at epoch {exp.epoch}/{options.total_epochs}, iteration {exp.iteration}", flush=True)
     if args.export and args.export_if_finished and exp.epoch < options.total_epochs:

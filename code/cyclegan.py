@@ -312,6 +312,7 @@ def train_cyclegan(
     progress: bool = True,
     limit_images: int | None = None,
     log_every: int | None = 10,
+    init_from: str | os.PathLike | None = None,
 ) -> nntools.Experiment:
     """Build the data and the Experiment, then train (resuming from ``output_dir`` if it holds a checkpoint).
 
@@ -323,7 +324,8 @@ def train_cyclegan(
     the exported recipe. ``plot(exp)`` is called after
     every epoch; ``export_each_epoch`` stores the generators in ``assets_dir`` at every epoch end. ``limit_images``
     keeps only the first N training images of each domain (quick runs); losses are logged every ``log_every``
-    iterations in ``exp.iteration_history``.
+    iterations in ``exp.iteration_history``. ``init_from`` (a folder with exported generators and their MANIFEST.json,
+    e.g. ``assets/``) warm-starts a fresh run's generators (:func:`warm_start_generators`); a resumed run ignores it.
     """
     started = time.monotonic()
     options = options or CycleGANOptions()
@@ -335,6 +337,10 @@ def train_cyclegan(
                              config=config, accept_config_changes=accept_config_changes, seed=seed,
                              checkpoint_every=None, keep_every_epochs=keep_every_epochs, device=device, amp=amp,
                              progress=progress, log_every=log_every)
+    if init_from is not None and exp.iteration == 0:
+        record = warm_start_generators(model, init_from)
+        if exp.rank == 0:
+            (output_dir / "warm_start.json").write_text(json.dumps(record, indent=2) + "\n")
     if exp.rank == 0:  # under DDP only rank 0 writes
         (output_dir / "split.json").write_text(json.dumps(split, indent=2))
     clock = checkpoint.WallClock(output_dir)
@@ -410,6 +416,8 @@ def training_recipe(exp: nntools.Experiment) -> dict[str, Any]:
         "device": runtime.device_description(exp.device), "torch": torch.__version__,
         "last_epoch_losses": {k: round(v, 4) for k, v in (exp.history[-1] if exp.history else {}).items()
                               if isinstance(v, float)},
+        **({"warm_start": json.loads(warm_start.read_text())}
+           if (warm_start := Path(exp.output_dir) / "warm_start.json").exists() else {}),
     }
 
 
@@ -454,6 +462,53 @@ def load_generator(direction: str, *, ngf: int | None = None, n_blocks: int | No
     runtime.resolve_precision(precision, device)  # a bad value fails here, not at the first image
     generator.precision = precision
     return generator.to(device).eval()
+
+
+def copy_generator_weights(source: ResnetGenerator, target: ResnetGenerator) -> int:
+    """Copy ``source``'s weights into ``target`` (same ngf and blocks), also across upsampling modes; returns how many
+    transposed convolutions were converted.
+
+    The convolutions correspond in order. A fractionally-strided convolution (stride 2) is a convolution with the
+    flipped kernel over the zero-interleaved input; over the nearest-upsampled input the same flipped kernel gives a
+    smoothed version of it, and the instance norm that follows each upsampling layer removes the change of scale. So a
+    transposed-convolution generator warm-starts a resize-convolution one (Odena et al. 2016) with every other layer
+    exact.
+    """
+    def convolutions(generator: ResnetGenerator) -> list[nn.Module]:
+        return [m for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+    pairs = list(zip(convolutions(source), convolutions(target), strict=True))
+    converted = 0
+    with torch.no_grad():
+        for old, new in pairs:
+            weight = old.weight
+            if isinstance(old, nn.ConvTranspose2d) and not isinstance(new, nn.ConvTranspose2d):
+                weight, converted = weight.transpose(0, 1).flip(2, 3), converted + 1  # (in, out) -> (out, in), flipped
+            elif isinstance(new, nn.ConvTranspose2d) and not isinstance(old, nn.ConvTranspose2d):
+                raise ValueError("copying a resize-convolution generator into a transposed-convolution one is not supported")
+            if weight.shape != new.weight.shape:
+                raise ValueError(f"generators differ: a convolution of shape {tuple(weight.shape)} meets "
+                                 f"{tuple(new.weight.shape)} (ngf or n_blocks differ)")
+            new.weight.copy_(weight)
+            if new.bias is not None:
+                new.bias.copy_(old.bias)
+    return converted
+
+
+def warm_start_generators(model: CycleGANModel, assets_dir: str | Path) -> dict[str, Any]:
+    """Load the generators exported in ``assets_dir`` (SHA-256 checked; see :func:`load_generator`) into the fresh
+    ``model``, converting the upsampling layers if needed; the discriminators keep their initialisation. Returns a
+    record of what was loaded (kept in the recipe as ``warm_start``)."""
+    manifest = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")
+    record: dict[str, Any] = {"from": str(assets_dir), "discriminators": "fresh (initialised as a new run)"}
+    for direction, network in DIRECTIONS.items():
+        trained = load_generator(direction, assets_dir=Path(assets_dir), device="cpu")
+        converted = copy_generator_weights(trained, model.networks[network])
+        entry = manifest[f"cyclegan_{direction}.pth"]
+        record[network] = {"file": f"cyclegan_{direction}.pth", "sha256": entry["sha256"],
+                           "upsampling": trained.upsampling, "converted_transposed_convolutions": converted,
+                           **{key: entry.get("recipe", {}).get(key) for key in ("iterations", "wall_time_s", "warm_start")}}
+    return record
 
 
 def to_signed(image01: torch.Tensor) -> torch.Tensor:
