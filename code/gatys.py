@@ -210,6 +210,8 @@ def activation_bytes(height: int, width: int, deepest_layer: str, arch: str = "v
 
 
 LBFGS_HISTORY = 100  # L-BFGS history_size (neural-style's default)
+LBFGS_SPIKE = 2.0  # *ours*: a loss above this x the lowest so far restarts L-BFGS from the best image
+LBFGS_MAX_RESTARTS = 10  # *ours*: more restarts in a row than this raise FloatingPointError
 
 
 def optimizer_bytes(height: int, width: int, optimizer: str, history_size: int = LBFGS_HISTORY) -> int:
@@ -286,11 +288,21 @@ def optimise_pixels(objective: Objective, image: torch.Tensor, iterations: int, 
 
     ``start_at``: the optimiser sees the total rescaled to start at this value (see ``OBJECTIVE_START``; None: as
     is). ``on_iteration(x, losses)`` gets the unscaled losses evaluated in each iteration, as floats. Other
-    optimisers than L-BFGS keep x in [0, 1]. A non-finite loss raises FloatingPointError."""
+    optimisers than L-BFGS keep x in [0, 1].
+
+    Without a line search L-BFGS can diverge (seen at 256 px from the content image: the loss jumped from 7.2e5 to
+    3.1e6 at iteration 118 and overflowed at 127). So when an evaluated loss is not finite or above
+    ``LBFGS_SPIKE`` x the lowest so far, x goes back to the image of that lowest loss and L-BFGS restarts with an empty
+    history and half the learning rate per restart in a row (full again once the loss improves);
+    ``losses["restarts"]`` counts them. More than ``LBFGS_MAX_RESTARTS`` restarts in a row, or a non-finite loss with
+    another optimiser, raises FloatingPointError."""
     image = image.detach().clone().requires_grad_(True)
     optim = make_optimizer(optimizer, image, learning_rate, history_size)
+    guard = optimizer == "lbfgs"
     latest: dict[str, torch.Tensor] = {}
     scale: list[float] = []
+    base_lr = optim.param_groups[0]["lr"]
+    best_total, best_image, restarts, in_a_row = math.inf, image.detach().clone(), 0, 0
 
     def closure() -> torch.Tensor:
         optim.zero_grad(set_to_none=True)
@@ -303,16 +315,33 @@ def optimise_pixels(objective: Objective, image: torch.Tensor, iterations: int, 
         return scaled
 
     for iteration in range(1, iterations + 1):
+        evaluated = image.detach().clone() if guard else None  # the x whose loss this step evaluates
         optim.step(closure)
         if optimizer != "lbfgs":
             with torch.no_grad():
                 image.clamp_(0, 1)
         record = {k: float(v.detach()) for k, v in latest.items()}
-        if not math.isfinite(record["total"]):
+        total = record["total"]
+        if guard and math.isfinite(total) and total < best_total:
+            best_total, best_image, in_a_row = total, evaluated, 0
+            optim.param_groups[0]["lr"] = base_lr  # back to full steps once the loss improves
+        elif guard and (not math.isfinite(total) or total > LBFGS_SPIKE * best_total):
+            restarts, in_a_row = restarts + 1, in_a_row + 1
+            if in_a_row > LBFGS_MAX_RESTARTS:
+                raise FloatingPointError(
+                    f"L-BFGS diverged {in_a_row} times in a row (loss {total:.4g} at iteration {iteration}, lowest "
+                    f"{best_total:.4g}); lower the learning rate (now {base_lr}).")
+            with torch.no_grad():
+                image.copy_(best_image)
+            # half the step for each restart in a row, so the first step of a fresh L-BFGS cannot repeat the spike
+            optim = make_optimizer(optimizer, image, base_lr / 2 ** in_a_row, history_size)
+        if not guard and not math.isfinite(total):
             raise FloatingPointError(
-                f"The loss became {record['total']} at iteration {iteration}; lower the learning rate "
+                f"The loss became {total} at iteration {iteration}; lower the learning rate "
                 f"(now {optim.param_groups[0]['lr']}) or use precision='fp32'."
             )
+        if guard:
+            record["restarts"] = float(restarts)
         if on_iteration is not None:
             on_iteration(image, record)
     return image.detach()

@@ -262,6 +262,40 @@ def test_export_load_round_trip_and_wrong_size_error(tmp_path: Path) -> None:
         cyclegan.load_generator("photo2sculpture", assets_dir=tmp_path)
 
 
+
+def test_warm_start_converts_transposed_upsampling_and_keeps_the_rest(tmp_path: Path) -> None:
+    shipped = CycleGANModel(CycleGANOptions(**TINY, upsampling="transpose"), seed=3)
+    recipe = {"ngf": 4, "n_blocks": 1, "upsampling": "transpose", "size": 32, "iterations": 1300}
+    cyclegan.export_generators(shipped, recipe, assets_dir=tmp_path / "assets")
+    photos, paintings = make_domains(tmp_path)
+    options = CycleGANOptions(**TINY, upsampling="resize")
+    kwargs = dict(hold_out_photos=1, hold_out_paintings=1, progress=False, device="cpu")
+    exp = cyclegan.train_cyclegan(photos, paintings, tmp_path / "run", options, max_iterations=0,
+                                  init_from=tmp_path / "assets", **kwargs)
+    exported = cyclegan.load_generator("photo2painting", assets_dir=tmp_path / "assets", device="cpu")
+    warm = exp.model.netG_A
+    # everything before the upsampling is the exported network (fp16-rounded): same features
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(warm.model[:11](x), exported.model[:11](x), rtol=0, atol=0)  # 1 block
+    # the first upsampling layer: conv kernel [o, i, a, b] = transposed kernel [i, o, 2 - a, 2 - b]
+    transposed, converted = exported.model[11].weight, warm.model[13].weight
+    assert converted.shape == (8, 16, 3, 3) and transposed.shape == (16, 8, 3, 3)
+    assert converted[5, 11, 0, 2] == transposed[11, 5, 2, 0] and converted[1, 2, 1, 1] == transposed[2, 1, 1, 1]
+    # the discriminators start as in a fresh run
+    fresh = CycleGANModel(options)
+    for key, value in fresh.netD_A.state_dict().items():
+        assert torch.equal(value, exp.model.netD_A.state_dict()[key])
+    recorded = cyclegan.training_recipe(exp)["warm_start"]
+    assert recorded["G_A"]["converted_transposed_convolutions"] == 2 and recorded["G_B"]["iterations"] == 1300
+    # a resumed run keeps its own weights (init_from is ignored)
+    cyclegan.train_cyclegan(photos, paintings, tmp_path / "run", options, max_iterations=2, **kwargs)
+    resumed = cyclegan.train_cyclegan(photos, paintings, tmp_path / "run", options, max_iterations=2,
+                                      init_from=tmp_path / "nowhere", **kwargs)
+    assert resumed.iteration == 2 and cyclegan.training_recipe(resumed)["warm_start"] == recorded
+    with pytest.raises(ValueError, match="resize-convolution generator into a transposed"):
+        cyclegan.copy_generator_weights(warm, shipped.netG_A)
+
 def test_missing_or_empty_domain_folder_errors_name_it(tmp_path: Path) -> None:
     photos, paintings = make_domains(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"Photo \(domain A\).*nowhere"):

@@ -129,3 +129,59 @@ def test_bad_images_and_blend_weights(images):
         StyleTransfer(quick(style_blend_weights=[1.0])).run(content, [style, style])
     with pytest.raises(TypeError, match="Unknown option"):
         stylize_gatys(content, style, stlye_weight=3)
+
+
+# ------------------------------------------------------------------------------- L-BFGS divergence guard
+def quadratic_with_spikes(target: torch.Tensor, spike_at: set[int]):
+    """sum w (x - target)^2 with w from 1 to 100 (ill-conditioned: L-BFGS needs tens of iterations), except that
+    the evaluations numbered in ``spike_at`` (1-based) return 1e6 more, as a diverging L-BFGS step would."""
+    calls = [0]
+    w = torch.logspace(0, 2, target.numel()).reshape(target.shape)
+
+    def objective(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        calls[0] += 1
+        loss = (w * (x - target) ** 2).sum()
+        return {"total": loss + 1e6 if calls[0] in spike_at else loss}
+    return objective
+
+
+def test_lbfgs_restarts_from_the_best_image_after_a_spike():
+    torch.manual_seed(0)
+    target, start = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    seen = []
+    result = gatys.optimise_pixels(quadratic_with_spikes(target, {6}), start, 100, start_at=None,
+                                   on_iteration=lambda x, record: seen.append((x.detach().clone(), record)))
+    assert [record["restarts"] for _, record in seen[:7]] == [0, 0, 0, 0, 0, 1, 1]
+    # the spike was evaluated at iteration 6's x; the lowest loss before it was iteration 5's, whose x iteration 4
+    # produced: the image goes back there
+    assert torch.equal(seen[5][0], seen[3][0])
+    # and the minimisation goes on, down to float32's noise floor (where fresh L-BFGS steps overshoot and the
+    # restarts take half steps instead of looping)
+    assert seen[-1][1]["total"] < 1e-5 * seen[0][1]["total"] and torch.allclose(result, target, atol=1e-3)
+
+
+def test_lbfgs_gives_up_after_repeated_divergence():
+    objective = quadratic_with_spikes(torch.zeros(1, 3, 4, 4), set(range(3, 1000)))
+    with pytest.raises(FloatingPointError, match="L-BFGS diverged 11 times in a row"):
+        gatys.optimise_pixels(objective, torch.ones(1, 3, 4, 4), 50, start_at=None)
+
+
+def test_lbfgs_guard_changes_nothing_without_a_spike():
+    torch.manual_seed(1)
+    target, start = torch.rand(1, 3, 5, 5), torch.rand(1, 3, 5, 5)
+    seen = []
+    guarded = gatys.optimise_pixels(quadratic_with_spikes(target, set()), start, 15, start_at=None,
+                                    on_iteration=lambda x, record: seen.append(record))
+    objective = quadratic_with_spikes(target, set())
+    x = start.clone().requires_grad_(True)
+    plain = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=gatys.LBFGS_HISTORY, tolerance_grad=-1,
+                              tolerance_change=-1)
+
+    def closure() -> torch.Tensor:
+        plain.zero_grad()
+        loss = objective(x)["total"]
+        loss.backward()
+        return loss
+    for _ in range(15):
+        plain.step(closure)
+    assert torch.equal(guarded, x.detach()) and seen[-1]["restarts"] == 0
