@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import random
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -212,6 +213,7 @@ def show_images(
 ):
     """Show images side by side (or in a grid) with titles; optionally save the figure. Returns the figure.
 
+    Each row is as tall as its tallest image at ``panel_size`` inches wide (landscape rows leave no blank band).
     ``interpolation="nearest"`` keeps small images sharp; ``title_room`` adds that many inches per row (two-line
     titles)."""
     import matplotlib.pyplot as plt
@@ -219,8 +221,12 @@ def show_images(
     count = len(images)
     columns = columns or count
     rows = (count + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, (panel_size + title_room) * rows + 0.6),
-                                squeeze=False)
+    aspects = [image.shape[-2] / image.shape[-1] for image in images]
+    heights = [panel_size * min(max(aspects[r * columns:(r + 1) * columns]), 1.5) + title_room for r in range(rows)]
+    total = sum(heights) + (0.4 if suptitle else 0.0) + (0.5 if caption else 0.1)
+    # constrained layout keeps titles, suptitle and caption apart whatever the row heights
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, total), squeeze=False,
+                                gridspec_kw={"height_ratios": heights}, layout="constrained")
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < count:
@@ -230,8 +236,7 @@ def show_images(
     if suptitle:
         figure.suptitle(suptitle, fontsize=12)
     if caption:
-        figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=9, wrap=True)
-    figure.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+        figure.supxlabel(textwrap.fill(caption, width=int(panel_size * columns * 13)), fontsize=9)
     return save_figure(figure, path, dpi)
 
 

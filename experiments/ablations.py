@@ -161,7 +161,7 @@ def grid_figure(
     figure.suptitle(title, fontsize=12)
     figure.text(0.5, 0.005, caption, ha="center", va="bottom", fontsize=8, wrap=True)
     figure.tight_layout(rect=(0, 0.05, 1, 0.97))
-    return save_figure(figure, path, dpi=90)
+    return save_figure(figure, path, dpi=120)  # 2.2-inch panels: 264 px, so 256-px results are not downsampled
 
 
 def curves_figure(
