@@ -245,7 +245,7 @@ def texture_figures(styles: dict[str, str | Path], texture_size: int, output_siz
                            suptitle="Texture synthesis (Gatys, Ecker & Bethge 2015): the style loss alone, from noise",
                            caption=(f"Each pair: the style image at {texture_size} px and a new {output_size} px texture "
                                     f"with its Gram matrices at relu1_1..relu5_1 ({iterations} L-BFGS iterations)."),
-                           path=Path(figure_dir) / "06_textures.png")
+                           path=Path(figure_dir) / "06_textures.jpg")
     texture = load_image(styles[layer_style], texture_size)
     images, titles = [texture], [f"{layer_style.replace('_', ' ')}"]
     for label, layers in tqdm(LAYER_SETS.items(), desc="layer sets"):
@@ -259,5 +259,5 @@ def texture_figures(styles: dict[str, str | Path], texture_size: int, output_siz
                                suptitle="Texture vs the set of style layers (Gatys et al. 2015, fig. 2)",
                                caption=("Matching Gram matrices of shallow layers only reproduces colours and fine "
                                         "grain; each deeper layer adds larger structures."),
-                               path=Path(figure_dir) / "06_texture_layers.png")
+                               path=Path(figure_dir) / "06_texture_layers.jpg")
     return textures, layer_figure, rows
