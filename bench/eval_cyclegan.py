@@ -7,6 +7,10 @@ A SOURCE is a folder of exported generators (``cyclegan_*.pth`` beside a MANIFES
 paintings named in the shipped recipe (``assets/MANIFEST.json``), so every row is on the same images:
 ``evaluation.evaluate_cyclegan`` (cycle L1, painting probe, checkerboard index). Prints one JSON line per model and
 appends them to ``--output`` when given. Needs the training folders (``../shared/data``) for the probe.
+
+``--ship-to assets`` (one export folder as SOURCE) copies its generators there, SHA-256 and recipe in the manifest,
+with the held-out numbers and the CPU time of the whole warm-start chain added to the recipe: only do it when the
+numbers beat the shipped ones (docs/training_campaign.md).
 """
 from __future__ import annotations
 
@@ -36,6 +40,28 @@ def models_in(source: Path) -> list[tuple[str, torch.nn.Module, torch.nn.Module,
     return [(str(path), *evaluation.generators_from_checkpoint(path)) for path in checkpoints if path.exists()]
 
 
+def chain_seconds(recipe: dict) -> float:
+    """Wall seconds of a run and of every run it was warm-started from (``warm_start`` records, G_A's chain)."""
+    seconds, link = float(recipe.get("wall_time_s") or 0.0), recipe.get("warm_start")
+    while link:
+        link = link.get("G_A", link)
+        seconds += float(link.get("wall_time_s") or 0.0)
+        link = link.get("warm_start")
+    return seconds
+
+
+def ship(source: Path, assets_dir: Path, numbers: dict) -> None:
+    """Re-store the export's fp16 generators in ``assets_dir`` with the held-out numbers in their recipes."""
+    manifest = weights.read_manifest(source / "MANIFEST.json")
+    for direction in cyclegan.DIRECTIONS:
+        name = f"cyclegan_{direction}.pth"
+        recipe = dict(manifest[name]["recipe"])
+        recipe["heldout_256"] = numbers
+        recipe["cpu_hours_chain"] = round(chain_seconds(recipe) / 3600, 2)
+        state = weights.load_verified_weights(name, assets_dir=source, dtype=torch.float16)
+        print(f"shipped {weights.save_fp16_weights(state, name, recipe, assets_dir=assets_dir)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sources", nargs="+", type=Path)
@@ -44,7 +70,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON-lines file the rows are appended to")
+    parser.add_argument("--ship-to", type=Path, default=None, help="copy the one export SOURCE's generators here")
     args = parser.parse_args()
+    if args.ship_to and (len(args.sources) != 1 or not (args.sources[0] / "MANIFEST.json").exists()):
+        parser.error("--ship-to takes exactly one export folder (with a MANIFEST.json) as SOURCE")
     torch.set_num_threads(args.threads)
     data = weights.read_manifest(weights.ASSETS_DIR / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]["data"]
     probe, photos, paintings, vgg = evaluation.held_out_set(args.photos, args.paintings, data["held_out_photos"],
@@ -56,6 +85,8 @@ def main() -> None:
             row = {"model": label, **info, "size": args.size, "time": time.strftime("%Y-%m-%d %H:%M"),
                    **{k: round(v, 4) for k, v in numbers.items()}}
             print(json.dumps(row), flush=True)
+            if args.ship_to:
+                ship(source, args.ship_to, {k: round(v, 4) for k, v in numbers.items()})
             if args.output:
                 with open(args.output, "a") as file:
                     file.write(json.dumps(row) + "\n")
