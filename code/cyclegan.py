@@ -511,6 +511,14 @@ def warm_start_generators(model: CycleGANModel, assets_dir: str | Path) -> dict[
     return record
 
 
+def shipped_summary(assets_dir: Path = weights.ASSETS_DIR) -> str:
+    """'a 1.6 CPU-hour run (128 px, ngf 32, 6 blocks, resize upsampling)', from the shipped generators' recipe."""
+    recipe = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
+    hours = recipe.get("cpu_hours_chain", recipe.get("wall_time_s", 0) / 3600)
+    return (f"a {hours:.1f} CPU-hour run ({recipe['size']} px, ngf {recipe['ngf']}, {recipe['n_blocks']} blocks, "
+            f"{recipe.get('upsampling', 'transpose')} upsampling)")
+
+
 def to_signed(image01: torch.Tensor) -> torch.Tensor:
     """[0, 1] -> [-1, 1], the networks' input range."""
     return image01 * 2.0 - 1.0

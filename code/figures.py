@@ -549,9 +549,8 @@ def cyclegan_demo(
         suptitle="CycleGAN (Zhu et al. 2017): unpaired photo <-> painting",
         caption=(f"Images the generators never saw, on {device} in "
                  f"{runtime.resolve_precision(photo2painting.precision, device)}. "
-                 "Shipped generators: a short CPU run (128 px, ngf 32, 6 blocks, "
-                 "1300 iterations; see assets/MANIFEST.json), so expect colour and texture shifts rather than "
-                 "the paper's quality."),
+                 f"Shipped generators: {cyclegan.shipped_summary()} (assets/MANIFEST.json), so expect colour and "
+                 "texture shifts rather than the paper's quality."),
         path=output_dir / "cyclegan.png",
     )
     return figure
