@@ -35,7 +35,9 @@ def models_in(source: Path) -> list[tuple[str, torch.nn.Module, torch.nn.Module,
         recipe = weights.read_manifest(source / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
         generators = [cyclegan.load_generator(d, assets_dir=source, device="cpu", precision="fp32")
                       for d in ("photo2painting", "painting2photo")]
-        return [(str(source), *generators, {"iteration": recipe.get("iterations"), "upsampling": recipe.get("upsampling")})]
+        info = {"iteration": recipe.get("iterations"), "upsampling": recipe.get("upsampling"),
+                "cpu_hours": round(chain_seconds(recipe) / 3600, 2)}
+        return [(str(source), *generators, info)]
     checkpoints = sorted(source.glob("checkpoint_epoch*.pth.tar")) + [source / "checkpoint.pth.tar"]
     return [(str(path), *evaluation.generators_from_checkpoint(path)) for path in checkpoints if path.exists()]
 
@@ -48,6 +50,31 @@ def chain_seconds(recipe: dict) -> float:
         seconds += float(link.get("wall_time_s") or 0.0)
         link = link.get("warm_start")
     return seconds
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """The held-out numbers of exported generators against the CPU-hours of their warm-start chains."""
+    import matplotlib.pyplot as plt
+
+    rows = sorted((r for r in rows if r.get("cpu_hours") is not None), key=lambda r: r["cpu_hours"])
+    hours = [r["cpu_hours"] for r in rows]
+    figure, (cycle, checker) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    for key, label in (("cycle_l1_photo", "photo -> painting -> photo"), ("cycle_l1_painting", "painting -> photo -> painting")):
+        cycle.plot(hours, [r[key] for r in rows], "o-", label=label)
+    cycle.axhline(0.08, color="grey", linestyle="--", label="target 0.08")
+    cycle.set(xlabel="CPU-hours (1 thread)", ylabel="cycle L1 in [0, 1]", title="Cycle consistency, held out, 256 px")
+    for key, label in (("checkerboard_generated_paintings", "generated paintings"),
+                       ("checkerboard_generated_photos", "generated photos"),
+                       ("checkerboard_real_paintings", "real paintings")):
+        checker.plot(hours, [r[key] for r in rows], "o-", label=label)
+    checker.axhline(1.15, color="grey", linestyle="--", label="target 1.15")
+    checker.set(xlabel="CPU-hours (1 thread)", ylabel="checkerboard index", title="Checkerboard index, 256 px")
+    for axis in (cycle, checker):
+        axis.legend(fontsize=8)
+    probe = ", ".join(f"{r['cpu_hours']:.1f} h: {r['generated_paintings_called_paintings']:.0%}" for r in rows)
+    figure.suptitle(f"Shipped CycleGAN generators by training stage (generated paintings the probe calls paintings: {probe})",
+                    fontsize=10)
+    figure.savefig(path, dpi=120)
 
 
 def ship(source: Path, assets_dir: Path, numbers: dict) -> None:
@@ -71,6 +98,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON-lines file the rows are appended to")
     parser.add_argument("--ship-to", type=Path, default=None, help="copy the one export SOURCE's generators here")
+    parser.add_argument("--plot", type=Path, default=None, help="figure of the exports' numbers against CPU-hours")
     args = parser.parse_args()
     if args.ship_to and (len(args.sources) != 1 or not (args.sources[0] / "MANIFEST.json").exists()):
         parser.error("--ship-to takes exactly one export folder (with a MANIFEST.json) as SOURCE")
@@ -78,6 +106,7 @@ def main() -> None:
     data = weights.read_manifest(weights.ASSETS_DIR / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]["data"]
     probe, photos, paintings, vgg = evaluation.held_out_set(args.photos, args.paintings, data["held_out_photos"],
                                                             data["held_out_paintings"], args.size)
+    rows = []
     for source in args.sources:
         for label, photo2painting, painting2photo, info in models_in(source):
             with torch.no_grad():
@@ -85,11 +114,14 @@ def main() -> None:
             row = {"model": label, **info, "size": args.size, "time": time.strftime("%Y-%m-%d %H:%M"),
                    **{k: round(v, 4) for k, v in numbers.items()}}
             print(json.dumps(row), flush=True)
+            rows.append(row)
             if args.ship_to:
                 ship(source, args.ship_to, {k: round(v, 4) for k, v in numbers.items()})
             if args.output:
                 with open(args.output, "a") as file:
                     file.write(json.dumps(row) + "\n")
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":
