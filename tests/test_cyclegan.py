@@ -350,3 +350,21 @@ def test_one_loss_scale_update_per_iteration(tmp_path: Path) -> None:
     assert model.scaler.get_scale() == 2.0**11
     after = list(model.netG_A.parameters()) + list(model.netD_A.parameters())
     assert all(not torch.equal(a, b) for a, b in zip(before, after))  # both optimizers stepped
+
+
+def test_shipping_an_export_keeps_the_weights_and_adds_numbers_and_chain_hours(tmp_path: Path) -> None:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("eval_cyclegan", Path(__file__).parents[1] / "bench" / "eval_cyclegan.py")
+    eval_cyclegan = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_cyclegan)
+    model = CycleGANModel(CycleGANOptions(**TINY, upsampling="resize"))
+    chain = {"G_A": {"wall_time_s": 1800.0, "warm_start": {"G_A": {"wall_time_s": 3600.0, "warm_start": None}}}}
+    recipe = {"ngf": 4, "n_blocks": 1, "upsampling": "resize", "size": 32, "wall_time_s": 900.0, "warm_start": chain}
+    cyclegan.export_generators(model, recipe, assets_dir=tmp_path / "export")
+    eval_cyclegan.ship(tmp_path / "export", tmp_path / "assets", {"cycle_l1_photo": 0.1})
+    for direction in cyclegan.DIRECTIONS:
+        name = f"cyclegan_{direction}.pth"
+        assert (tmp_path / "assets" / name).read_bytes() == (tmp_path / "export" / name).read_bytes()
+        shipped = weights.read_manifest(tmp_path / "assets" / "MANIFEST.json")[name]["recipe"]
+        assert shipped["cpu_hours_chain"] == 1.75 and shipped["heldout_256"] == {"cycle_l1_photo": 0.1}  # 900+1800+3600 s
+    cyclegan.load_generator("painting2photo", assets_dir=tmp_path / "assets")  # SHA-256 checked
