@@ -79,6 +79,7 @@ def one_by_one(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
     with torch.no_grad():
         conv.weight.copy_(weight.view(3, 3, 1, 1))
         conv.bias.copy_(bias)
+    conv.precision = "fp32"  # translate() runs it as is ("auto" would be bf16 on an AVX512-BF16 CPU)
     return conv
 
 
@@ -150,6 +151,7 @@ def test_cyclegan_report_of_identity_generators(tmp_path) -> None:
     with torch.no_grad():
         identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
         identity.bias.zero_()
+    identity.precision = "fp32"  # exact maths ("auto" is bf16 on an AVX512-BF16 CPU)
     report = evaluation.cyclegan_report(identity, identity, photos, paintings, ["photo0.png", "photo1.png"],
                                         ["painting0.png"], size=32)
     assert report["cycle_l1_photo"] == pytest.approx(0.0, abs=1e-6)
