@@ -38,8 +38,7 @@ def models_in(source: Path) -> list[tuple[str, torch.nn.Module, torch.nn.Module,
         info = {"iteration": recipe.get("iterations"), "upsampling": recipe.get("upsampling"),
                 "cpu_hours": round(chain_seconds(recipe) / 3600, 2)}
         return [(str(source), *generators, info)]
-    checkpoints = sorted(source.glob("checkpoint_epoch*.pth.tar")) + [source / "checkpoint.pth.tar"]
-    return [(str(path), *evaluation.generators_from_checkpoint(path)) for path in checkpoints if path.exists()]
+    return [(str(path), *evaluation.generators_from_checkpoint(path)) for path in evaluation.run_checkpoints(source)]
 
 
 def chain_seconds(recipe: dict) -> float:

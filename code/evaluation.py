@@ -238,6 +238,13 @@ def cyclegan_report(photo2painting: nn.Module, painting2photo: nn.Module, photos
     return evaluate_cyclegan(photo2painting, painting2photo, photos, paintings, probe, vgg)
 
 
+def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run's epoch copies in order, then its last checkpoint (those that exist)."""
+    run_dir = Path(run_dir)
+    candidates = sorted(run_dir.glob("checkpoint_epoch*.pth.tar")) + [run_dir / "checkpoint.pth.tar"]
+    return [path for path in candidates if path.exists()]
+
+
 def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, paintings_dir: str | os.PathLike,
                      size: int = 256, vgg: nn.Module | None = None) -> list[dict[str, float]]:
     """:func:`evaluate_cyclegan` for every epoch copy of a run (and its last checkpoint), on the run's held-out split
@@ -246,11 +253,8 @@ def cyclegan_history(run_dir: str | os.PathLike, photos_dir: str | os.PathLike, 
     split = json.loads((run_dir / "split.json").read_text())
     probe, photos, paintings, vgg = held_out_set(photos_dir, paintings_dir, split["held_out_photos"],
                                                  split["held_out_paintings"], size, vgg)
-    checkpoints = sorted(run_dir.glob("checkpoint_epoch*.pth.tar")) + [run_dir / "checkpoint.pth.tar"]
     rows, seen = [], set()
-    for checkpoint in checkpoints:
-        if not checkpoint.exists():
-            continue
+    for checkpoint in run_checkpoints(run_dir):
         photo2painting, painting2photo, info = generators_from_checkpoint(checkpoint)
         if info["iteration"] in seen:
             continue
