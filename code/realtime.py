@@ -53,6 +53,9 @@ StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
 # Options that set when to stop, log or save, not what is learnt: left out of the run's config, so changing them (or
 # adding one, as checkpoint_minutes/checkpoint_every were) never stops a resume with ConfigMismatchError.
 CADENCE_OPTIONS = ("iterations", "sample_every", "export_every", "checkpoint_minutes", "checkpoint_every")
+# Options added after runs existed, left out of the config at these values (the behaviour before them), so those runs
+# still resume; any other value is part of the config.
+ADDED_OPTIONS = {"lr_decay_iterations": 0}
 
 
 @dataclass
@@ -63,6 +66,8 @@ class RealtimeOptions:
     batch_size: int = 4                        # Johnson sec. 4.1
     iterations: int = 40_000                   # Johnson sec. 4.1: 40k iterations, ~2 epochs of COCO
     learning_rate: float = 1e-3                # Johnson sec. 4.1: Adam, lr 1e-3
+    lr_decay_iterations: int = 0               # linear decay to 0 over the last N of ``iterations``, *ours* (as
+                                               # CycleGAN's schedule; a warm-started stage ends at lr 0); 0: constant
     content_layer: str = "relu2_2"             # Johnson sec. 4.1 (VGG16 relu2_2; we use VGG19's relu2_2)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # Johnson sec. 4.1 (VGG19 names)
     style_layer_weights: tuple[float, ...] | None = None   # Johnson: equal weights
@@ -92,6 +97,7 @@ class RealtimeOptions:
         imaging.integer("batch_size", self.batch_size, 1)
         imaging.integer("iterations", self.iterations, 0)  # 0: measure the untrained network (never exported)
         imaging.number("learning_rate", self.learning_rate, positive=True)
+        imaging.integer("lr_decay_iterations", self.lr_decay_iterations, 0)
         for name in ("content_weight", "style_weight", "tv_weight", "style_lr_scale"):
             imaging.number(name, getattr(self, name), minimum=0)
         if self.content_weight == 0 and self.style_weight == 0:
@@ -165,7 +171,16 @@ class RealtimeStyleModel(nntools.TrainingModel):
         """The style trained at a given step (round robin, Dumoulin et al. sec. 3)."""
         return step % len(self.style_names)
 
+    def learning_rate_factor(self, step: int) -> float:
+        """Multiplier of the learning rate at a step: 1, then linear to 0 over the last ``lr_decay_iterations``."""
+        decay = self.options.lr_decay_iterations
+        return 1.0 if not decay else min(1.0, max(0.0, (self.options.iterations - step) / decay))
+
     def optimize_parameters(self) -> dict[str, torch.Tensor]:
+        factor = self.learning_rate_factor(self.steps)  # set every step from the step count: resumes exactly
+        shared, per_style = self.optimizers["transformer"].param_groups
+        shared["lr"] = self.options.learning_rate * factor
+        per_style["lr"] = self.options.learning_rate * self.options.style_lr_scale * factor
         style = self.style_of_step(self.steps)
         weights = F.one_hot(torch.full((self.content.shape[0],), style), len(self.style_names)).float().to(self.device)
         with self.autocast():
@@ -197,7 +212,8 @@ class RealtimeStyleModel(nntools.TrainingModel):
 
     def describe(self) -> dict[str, Any]:
         """Options that shape the training (not the stopping point or logging cadence: a run may be extended)."""
-        options = {k: v for k, v in asdict(self.options).items() if k not in CADENCE_OPTIONS}
+        options = {k: v for k, v in asdict(self.options).items()
+                   if k not in CADENCE_OPTIONS and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])}
         return {"styles": self.style_names, "options": checkpoint.plain(options)}
 
 

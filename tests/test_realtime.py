@@ -479,3 +479,36 @@ def test_a_run_resumes_on_a_machine_with_other_mixed_precision(photo_folder, sty
                                              progress=False, accept_config_changes=cli.DEVICE_DEPENDENT_KEYS)
     assert experiment.iteration == 8
     assert [(c["key"], c["stored"], c["new"]) for c in experiment.config_changes] == [("options.amp", "fp16", False)]
+
+
+def test_linear_learning_rate_decay_by_step_and_in_the_config_only_when_on(photo_folder, style_file, tmp_path,
+                                                                         monkeypatch):
+    """lr_decay_iterations=4 of 8: lr 1e-2 (style parameters x10) for steps 0-4, then 3/4, 2/4, 1/4 of it.
+    Off (0, the behaviour before the option existed) it is left out of the config, so older runs still resume."""
+    import checkpoint
+
+    rates: list[tuple[float, float]] = []
+    step = realtime.RealtimeStyleModel.optimize_parameters
+
+    def recorded(self):
+        losses = step(self)
+        rates.append(tuple(group["lr"] for group in self.optimizers["transformer"].param_groups))
+        return losses
+
+    monkeypatch.setattr(realtime.RealtimeStyleModel, "optimize_parameters", recorded)
+    styles = {"stripes": style_file}
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        experiment = realtime.train_realtime(photo_folder, styles, tmp_path / "decay", tiny_options(
+            iterations=8, lr_decay_iterations=4, style_lr_scale=10.0), progress=False)
+    expected = [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert rates == pytest.approx([(1e-2 * f, 1e-1 * f) for f in expected])
+    assert experiment.config["options.lr_decay_iterations"] == 4
+    with pytest.warns(UserWarning), pytest.raises(checkpoint.ConfigMismatchError, match="lr_decay_iterations"):
+        realtime.train_realtime(photo_folder, styles, tmp_path / "decay", tiny_options(
+            iterations=12, style_lr_scale=10.0), progress=False)
+    rates.clear()
+    with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
+        constant = realtime.train_realtime(photo_folder, styles, tmp_path / "constant", tiny_options(iterations=3),
+                                           progress=False)
+    assert rates == [(1e-2, 1e-2)] * 3
+    assert not any("lr_decay" in key for key in constant.config)
