@@ -185,3 +185,18 @@ def test_lbfgs_guard_changes_nothing_without_a_spike():
     for _ in range(15):
         plain.step(closure)
     assert torch.equal(guarded, x.detach()) and seen[-1]["restarts"] == 0
+
+
+def test_projected_lbfgs_keeps_every_iterate_in_range_and_finds_the_box_minimum():
+    """A separable quadratic whose minimum lies partly outside [0, 1]: its minimum over the box is the target
+    clamped to [0, 1]; projected L-BFGS stays in the box at every iteration and gets there."""
+    torch.manual_seed(2)
+    target, start = torch.rand(1, 3, 5, 5) * 2 - 0.5, torch.rand(1, 3, 5, 5)
+    assert (target < 0).any() and (target > 1).any()
+    seen = []
+    result = gatys.optimise_pixels(quadratic_with_spikes(target, set()), start, 100, start_at=None, project=True,
+                                   on_iteration=lambda x, record: seen.append((float(x.min()), float(x.max()))))
+    assert all(0 <= low and high <= 1 for low, high in seen)
+    assert torch.allclose(result, target.clamp(0, 1), atol=1e-3)
+    unprojected = gatys.optimise_pixels(quadratic_with_spikes(target, set()), start, 100, start_at=None)
+    assert unprojected.min() < -0.2 and unprojected.max() > 1.2  # without it, x follows the target out of range
