@@ -298,6 +298,8 @@ def add_realtime(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--count", type=int, default=4, help="number of held-out photos")
     compare.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations")
     compare.add_argument("--size", type=int, default=None, help="longest side (default: the training size)")
+    compare.add_argument("--reference", default=None, help="JSON of an earlier compare on the same objective: reuse "
+                         "its L-BFGS losses (they do not depend on the network)")
     add_run_flags(compare, "JSON file for the numbers (default: print only)")
     compare.set_defaults(handler=realtime_compare)
     mean = sub.add_parser("average", help="average the weights of snapshots of one run (SWA) and export them")
@@ -356,19 +358,34 @@ def realtime_compare(args: argparse.Namespace) -> None:
     options = realtime.RealtimeOptions.from_dict(recipe["options"])
     photos_dir = Path(args.photos or recipe["photos_dir"])
     photos = [photos_dir / name for name in recipe["held_out"][: args.count]]
+    objective = {k: v for k, v in checkpoint.plain(dataclasses.asdict(options)).items() if k in realtime.OBJECTIVE_OPTIONS}
+    size = args.size or options.image_size
+    reused = reference_losses(args.reference, objective, size, args.iterations) if args.reference else None
     started = time.time()
     rows = evaluation.compare_with_optimisation(model, photos, options, realtime.shipped_style_images(model),
-                                                args.size, args.iterations)
+                                                size, args.iterations, optimised_losses=reused)
     print(figures.comparison_table(rows))
     if args.output:
         numbers = [{k: v for k, v in row.items() if not isinstance(v, torch.Tensor) and k != "trace"} for row in rows]
         ratios = [row["ratio"] for row in rows]
-        summary = {"model": args.model, "iterations_trained": recipe.get("iterations"),
-                   "lbfgs_iterations": args.iterations, "size": args.size or options.image_size,
+        summary = {"model": args.model, "iterations_trained": recipe.get("iterations"), "objective": objective,
+                   "lbfgs_iterations": args.iterations, "size": size, "lbfgs_reused_from": args.reference,
                    "mean_ratio": sum(ratios) / len(ratios), "max_ratio": max(ratios),
                    "seconds": round(time.time() - started, 1), "torch": torch.__version__, "rows": numbers}
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def reference_losses(path: str, objective: dict, size: int, iterations: int) -> dict[tuple[str, str], float]:
+    """{(photo, style): L-BFGS loss} of an earlier ``realtime compare --output`` JSON, when it was run on the same
+    objective, size and iterations (else ValueError naming what differs)."""
+    reference = json.loads(Path(path).read_text())
+    expected = {"objective": objective, "size": size, "lbfgs_iterations": iterations}
+    differs = {k: (reference.get(k), v) for k, v in expected.items() if reference.get(k) != v}
+    if differs:
+        raise ValueError(f"--reference {path}: not the same comparison, so its L-BFGS losses do not apply "
+                         f"(stored vs now: {differs})")
+    return {(row["photo"], row["style"]): row["optimised_loss"] for row in reference["rows"]}
 
 
 def realtime_average(args: argparse.Namespace) -> None:

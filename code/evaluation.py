@@ -426,15 +426,17 @@ def optimise_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
 def compare_with_optimisation(
     model: TransformerNet, photos: Sequence[str | Path | torch.Tensor], options: RealtimeOptions,
     style_images: Mapping[str, str | Path | torch.Tensor], size: int | None = None, iterations: int = 100,
-    progress: bool = True,
+    progress: bool = True, optimised_losses: Mapping[tuple[str, str], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Per (photo, style): the perceptual loss of the network's output and of ``iterations`` L-BFGS steps of the
     Gatys optimisation on the *same* loss (same layers and weights as training), started from the photo.
 
+    ``optimised_losses``: {(photo file name, style): loss} of an earlier comparison on the same objective, size and
+    iterations (it does not depend on the network); those pairs skip the L-BFGS run (their optimised_image is None).
     Returns rows {"photo", "style", "network_loss", "optimised_loss", "ratio", "network_image",
     "optimised_image"}; ratio = network / optimised (the quality bar asks for at most 2).
     """
-    
+
     size = size or options.image_size
     device = next(model.parameters()).device
     styles = {k: (v if isinstance(v, torch.Tensor) else load_image(v, options.style_size)) for k, v in style_images.items()}
@@ -451,11 +453,17 @@ def compare_with_optimisation(
             network_image = stylize(image, model, names.index(style) if style in names else style_index)
             content_features = loss.vgg(image, [options.content_layer])[options.content_layer]
             network_loss = float(loss(network_image, image, weights, content_features)["total"])
-        optimised, trace = optimise_image(lambda x: loss(x, image, weights, content_features)["total"], image, iterations)
-        with torch.no_grad():
-            optimised_loss = float(loss(optimised, image, weights, content_features)["total"])
-        rows.append({"photo": Path(photo).name if not isinstance(photo, torch.Tensor) else "tensor", "style": style,
-                     "network_loss": network_loss, "optimised_loss": optimised_loss,
+        name = Path(photo).name if not isinstance(photo, torch.Tensor) else "tensor"
+        optimised, trace = None, []
+        if (name, style) in (optimised_losses or {}):
+            optimised_loss = float(optimised_losses[(name, style)])
+        else:
+            optimised, trace = optimise_image(lambda x: loss(x, image, weights, content_features)["total"], image,
+                                              iterations)
+            with torch.no_grad():
+                optimised_loss = float(loss(optimised, image, weights, content_features)["total"])
+        rows.append({"photo": name, "style": style, "network_loss": network_loss, "optimised_loss": optimised_loss,
                      "ratio": network_loss / optimised_loss, "network_image": network_image.cpu(),
-                     "optimised_image": optimised.cpu(), "trace": trace, "iterations": iterations})
+                     "optimised_image": None if optimised is None else optimised.cpu(), "trace": trace,
+                     "iterations": iterations})
     return rows

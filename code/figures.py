@@ -222,6 +222,9 @@ def show_realtime_sample_grid(path: str | Path, style_names: Sequence[str], capt
 def show_realtime_comparison(rows: Sequence[dict[str, Any]], caption: str | None = None) -> Any:
     """Network output vs. L-BFGS optimum of the same loss, side by side, with their losses in the titles."""
     images, titles = [], []
+    if any(row["optimised_image"] is None for row in rows):
+        raise ValueError("rows whose L-BFGS losses were reused (optimised_losses) have no L-BFGS image to show; "
+                         "compare without optimised_losses to plot them")
     for row in rows:
         images += [row["network_image"], row["optimised_image"]]
         titles += [f"{row['photo'][:18]} / {row['style'][:14]}\nnetwork: loss {row['network_loss']:.3g}",

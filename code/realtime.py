@@ -53,6 +53,9 @@ StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
 # Options that set when to stop, log or save, not what is learnt: left out of the run's config, so changing them (or
 # adding one, as checkpoint_minutes/checkpoint_every were) never stops a resume with ConfigMismatchError.
 CADENCE_OPTIONS = ("iterations", "sample_every", "export_every", "checkpoint_minutes", "checkpoint_every")
+# Options that define the perceptual loss (Johnson et al. eq. 5-6 as configured here), e.g. for comparing losses
+OBJECTIVE_OPTIONS = ("content_layer", "style_layers", "style_layer_weights", "content_weight", "style_weight",
+                     "tv_weight", "style_size", "vgg_weights")
 # Options added after runs existed, left out of the config at these values (the behaviour before them), so those runs
 # still resume; any other value is part of the config.
 ADDED_OPTIONS = {"lr_decay_iterations": 0}

@@ -137,3 +137,31 @@ def test_command_line_prints_one_line_and_exits_2(argv: list[str], words: tuple[
     debug = subprocess.run([*command, "--debug"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert "Traceback" in debug.stderr and debug.returncode != 0
+
+
+def test_realtime_compare_reuses_the_lbfgs_losses_of_a_reference_on_the_same_objective(tmp_path: Path, capsys,
+                                                                                       monkeypatch) -> None:
+    """The L-BFGS side of the comparison does not depend on the network: --reference reuses it (no L-BFGS run) and
+    gives the same ratios; a reference on other settings is refused in one line, exit 2."""
+    import evaluation
+    import json
+
+    held_out = realtime.model_recipe(realtime.load_style_model("realtime_4styles"))["held_out"][0]
+    save_image(torch.rand(1, 3, 40, 48), tmp_path / held_out)
+    base = ["realtime", "compare", "--photos", str(tmp_path), "--count", "1", "--iterations", "2", "--size", "32",
+            "--device", "cpu", "--precision", "fp32"]
+    assert cli.run(cli.main, base + ["--output", str(tmp_path / "first.json")]) == 0
+    first = json.loads((tmp_path / "first.json").read_text())
+    assert first["objective"]["style_weight"] == 1.0 and len(first["rows"]) == 4
+
+    def no_lbfgs(*args, **kwargs):
+        raise AssertionError("L-BFGS ran although the reference has its loss")
+    monkeypatch.setattr(evaluation, "optimise_image", no_lbfgs)
+    assert cli.run(cli.main, base + ["--reference", str(tmp_path / "first.json"),
+                                     "--output", str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert [r["ratio"] for r in again["rows"]] == pytest.approx([r["ratio"] for r in first["rows"]], rel=1e-6)
+    capsys.readouterr()
+    code = cli.run(cli.main, [*base[:7], "3", *base[8:], "--reference", str(tmp_path / "first.json")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "lbfgs_iterations" in error and "first.json" in error
