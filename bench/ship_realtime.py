@@ -8,6 +8,7 @@ The export is loaded SHA-256-checked against the manifest beside it and re-store
 recipe extended with ``heldout_ratio_256`` (mean and worst ratio of the network's perceptual loss to that of 100 L-BFGS
 iterations, from COMPARE.json). It refuses a comparison made of another model or at another size, and one that does
 not beat the shipped model on both the mean and the worst ratio (docs/training_campaign.md: ship only improvements).
+The comparison then replaces ``--shipped`` (the earlier numbers kept under ``previous``).
 """
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def main() -> None:
     state = weights.load_verified_weights(name, assets_dir=args.export.parent, dtype=torch.float16)
     print(f"shipped {weights.save_fp16_weights(state, name, recipe, assets_dir=args.to)}: mean {new['mean']} "
           f"(was {old['mean']}), worst {new['worst']} (was {old['worst']})")
+    # the new model's comparison becomes the shipped one (the next stage is judged against it)
+    args.shipped.write_text(json.dumps({**compare, "model": Path(name).stem, "lbfgs_reused_from": args.shipped.name,
+                                        "previous": {k: shipped[k] for k in ("iterations_trained", "mean_ratio",
+                                                                             "max_ratio")}}, indent=2) + "\n")
+    print(f"{args.shipped} now holds its comparison")
 
 
 if __name__ == "__main__":
