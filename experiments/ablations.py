@@ -23,6 +23,7 @@ import torch
 from gatys import PAPER_STYLE_LAYERS, GatysOptions, StyleTransfer
 from imaging import save_figure
 from models import VGGFeatures, layer_names
+from runtime import pick_device, resolve_precision
 
 
 def style_layer_sets(layers: Sequence[str] = PAPER_STYLE_LAYERS) -> list[tuple[str, ...]]:
@@ -186,5 +187,6 @@ def curves_figure(
 def options_summary(options: GatysOptions) -> str:
     """A one-line description of the shared settings, for captions."""
     values = asdict(options)
+    precision = resolve_precision(options.precision, pick_device(options.device))
     return (f"{values['iterations']} {values['optimizer']} iterations at {values['size']} px, init {values['init']}, "
-            f"{values['weights']} VGG19, {values['pooling']} pooling")
+            f"{values['weights']} VGG19, {values['pooling']} pooling, {precision} (precision {options.precision!r})")

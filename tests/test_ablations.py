@@ -80,3 +80,15 @@ def test_figures(images, tmp_path):
     assert [a.get_title() for a in figure.axes] == ["a", "b"] and figure.axes[0].get_ylabel() == "row"
     assert figure._suptitle.get_text() == "title" and any(t.get_text() == "caption" for t in figure.texts)
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_captions_name_the_precision_that_ran(monkeypatch):
+    """'auto' is shown as what it resolves to on the device (bf16 only where the CPU runs it natively)."""
+    import runtime
+
+    assert ablations.options_summary(GatysOptions(size=64, precision="fp32", device="cpu")).endswith(
+        "fp32 (precision 'fp32')")
+    for native, shown in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(runtime, "cpu_bf16_native", lambda native=native: native)
+        summary = ablations.options_summary(GatysOptions(size=64, device="cpu"))
+        assert summary.endswith(f"{shown} (precision 'auto')"), summary
