@@ -141,7 +141,9 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
 
     ``cycle_l1_photo`` = mean |F(G(x)) - x| over photos x (in [0, 1] units), ``cycle_l1_painting`` the reverse;
     ``generated_paintings_called_paintings`` and ``generated_photos_called_photos`` from the probe (with the real
-    held-out images' rates as the probe's own accuracy); checkerboard indices averaged over each set.
+    held-out images' rates as the probe's own accuracy), and the probe's mean probability of the right class for the
+    generated images (``..._mean_p``: shows progress while no image crosses 1/2); checkerboard indices averaged over
+    each set.
     """
     fake_paintings = [translate(photo2painting, x) for x in held_photos]
     fake_photos = [translate(painting2photo, y) for y in held_paintings]
@@ -152,16 +154,22 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
     def mean(values: Sequence[float]) -> float:
         return sum(values) / len(values)
 
-    def called_paintings(images: Sequence[torch.Tensor]) -> float:
-        return probe.fraction_paintings(channel_statistics(vgg, images, probe.layers))
+    p_painting = {name: probe.painting_probability(channel_statistics(vgg, images, probe.layers))
+                  for name, images in (("fake_paintings", fake_paintings), ("fake_photos", fake_photos),
+                                       ("paintings", held_paintings), ("photos", held_photos))}
+
+    def called_paintings(name: str) -> float:
+        return float((p_painting[name] > 0.5).double().mean())
 
     return {
         "cycle_l1_photo": mean(cycle_photo),
         "cycle_l1_painting": mean(cycle_painting),
-        "generated_paintings_called_paintings": called_paintings(fake_paintings),
-        "generated_photos_called_photos": 1.0 - called_paintings(fake_photos),
-        "real_paintings_called_paintings": called_paintings(held_paintings),
-        "real_photos_called_photos": 1.0 - called_paintings(held_photos),
+        "generated_paintings_called_paintings": called_paintings("fake_paintings"),
+        "generated_photos_called_photos": 1.0 - called_paintings("fake_photos"),
+        "generated_paintings_mean_p": float(p_painting["fake_paintings"].mean()),
+        "generated_photos_mean_p": float(1.0 - p_painting["fake_photos"].mean()),
+        "real_paintings_called_paintings": called_paintings("paintings"),
+        "real_photos_called_photos": 1.0 - called_paintings("photos"),
         "checkerboard_generated_paintings": mean([checkerboard_index(x) for x in fake_paintings]),
         "checkerboard_generated_photos": mean([checkerboard_index(x) for x in fake_photos]),
         "checkerboard_real_paintings": mean([checkerboard_index(x) for x in held_paintings]),

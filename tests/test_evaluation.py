@@ -105,12 +105,18 @@ def test_evaluate_cyclegan_identity_and_darkening_generators() -> None:
     assert result["generated_paintings_called_paintings"] == 0.0  # unchanged photos still look like photos
     assert result["generated_photos_called_photos"] == 0.0
     assert result["real_paintings_called_paintings"] == 1.0 and result["real_photos_called_photos"] == 1.0
+    # the photos, unchanged, get the probe's p(painting) of a photo: low, and the same as the p(painting) of the
+    # identical input computed by the probe itself
+    p_photos = probe.painting_probability(evaluation.channel_statistics(vgg, photos, ("relu1_1",)))
+    assert result["generated_paintings_mean_p"] == pytest.approx(float(p_photos.mean()), rel=1e-6)
+    assert result["generated_paintings_mean_p"] < 0.5 and result["generated_photos_mean_p"] < 0.5
     assert result["checkerboard_generated_paintings"] == pytest.approx(result["checkerboard_real_photos"], rel=1e-5)
     # G_A maps [-1, 1] x to x - 1 (clamped): photos in 0.6..0.9 become 0.1..0.4, painting-dark; G_B is the inverse.
     darken, brighten = one_by_one(torch.eye(3), -torch.ones(3)), one_by_one(torch.eye(3), torch.ones(3))
     result = evaluation.evaluate_cyclegan(darken, brighten, photos, paintings, probe, vgg)
     assert result["generated_paintings_called_paintings"] == 1.0
     assert result["generated_photos_called_photos"] == 1.0
+    assert result["generated_paintings_mean_p"] > 0.5 and result["generated_photos_mean_p"] > 0.5
     assert result["cycle_l1_photo"] == pytest.approx(0.0, abs=1e-6)  # no clamping happened on the way
 
 
