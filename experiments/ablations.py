@@ -184,9 +184,10 @@ def curves_figure(
     return save_figure(figure, path)
 
 
-def options_summary(options: GatysOptions) -> str:
-    """A one-line description of the shared settings, for captions."""
+def options_summary(options: GatysOptions, optimizer: bool = True) -> str:
+    """A one-line description of the shared settings, for captions (``optimizer=False``: when the figure varies it)."""
     values = asdict(options)
     precision = resolve_precision(options.precision, pick_device(options.device))
-    return (f"{values['iterations']} {values['optimizer']} iterations at {values['size']} px, init {values['init']}, "
+    iterations = f"{values['iterations']} {values['optimizer'] + ' ' if optimizer else ''}iterations"
+    return (f"{iterations} at {values['size']} px, init {values['init']}, "
             f"{values['weights']} VGG19, {values['pooling']} pooling, {precision} (precision {options.precision!r})")

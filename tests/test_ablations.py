@@ -86,6 +86,7 @@ def test_captions_name_the_precision_that_ran(monkeypatch):
     """'auto' is shown as what it resolves to on the device (bf16 only where the CPU runs it natively)."""
     import runtime
 
+    assert ablations.options_summary(GatysOptions(size=64, iterations=7, precision="fp32", device="cpu"), optimizer=False).startswith("7 iterations at 64 px")
     assert ablations.options_summary(GatysOptions(size=64, precision="fp32", device="cpu")).endswith(
         "fp32 (precision 'fp32')")
     for native, shown in ((True, "bf16"), (False, "fp32")):
