@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
+import cli  # noqa: E402
 import evaluation  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
@@ -80,8 +81,8 @@ def main() -> None:
     amp = "bf16" if runtime.cpu_bf16_native() else False
     base = dataclasses.replace(objective, iterations=args.iterations, lr_decay_iterations=args.iterations // 2,
                                amp=amp, sample_every=args.iterations, export_every=None, checkpoint_minutes=None)
-    reference_file = json.loads((ROOT / "bench" / "results" / "realtime_quality_256.json").read_text())
-    reference = {(r["photo"], r["style"]): r["optimised_loss"] for r in reference_file["rows"]}
+    reference = cli.reference_losses(str(ROOT / "bench" / "results" / "realtime_quality_256.json"),
+                                     objective.objective(), 256, 100)
     photos = [args.photos / name for name in recipe["held_out"][:4]]
     all_styles = realtime.shipped_style_images(shipped)
     results = {"device": runtime.device_description(torch.device("cpu")), "threads": args.threads,

@@ -358,7 +358,7 @@ def realtime_compare(args: argparse.Namespace) -> None:
     options = realtime.RealtimeOptions.from_dict(recipe["options"])
     photos_dir = Path(args.photos or recipe["photos_dir"])
     photos = [photos_dir / name for name in recipe["held_out"][: args.count]]
-    objective = {k: v for k, v in checkpoint.plain(dataclasses.asdict(options)).items() if k in realtime.OBJECTIVE_OPTIONS}
+    objective = options.objective()
     size = args.size or options.image_size
     reused = reference_losses(args.reference, objective, size, args.iterations) if args.reference else None
     started = time.time()

@@ -154,20 +154,23 @@ def evaluate_cyclegan(photo2painting: nn.Module, painting2photo: nn.Module, held
     def mean(values: Sequence[float]) -> float:
         return sum(values) / len(values)
 
-    p_painting = {name: probe.painting_probability(channel_statistics(vgg, images, probe.layers))
-                  for name, images in (("fake_paintings", fake_paintings), ("fake_photos", fake_photos),
-                                       ("paintings", held_paintings), ("photos", held_photos))}
+    features = {name: channel_statistics(vgg, images, probe.layers)  # once per set: the VGG passes are the cost
+                for name, images in (("fake_paintings", fake_paintings), ("fake_photos", fake_photos),
+                                     ("paintings", held_paintings), ("photos", held_photos))}
 
     def called_paintings(name: str) -> float:
-        return float((p_painting[name] > 0.5).double().mean())
+        return probe.fraction_paintings(features[name])
+
+    def mean_p_painting(name: str) -> float:
+        return float(probe.painting_probability(features[name]).mean())
 
     return {
         "cycle_l1_photo": mean(cycle_photo),
         "cycle_l1_painting": mean(cycle_painting),
         "generated_paintings_called_paintings": called_paintings("fake_paintings"),
         "generated_photos_called_photos": 1.0 - called_paintings("fake_photos"),
-        "generated_paintings_mean_p": float(p_painting["fake_paintings"].mean()),
-        "generated_photos_mean_p": float(1.0 - p_painting["fake_photos"].mean()),
+        "generated_paintings_mean_p": mean_p_painting("fake_paintings"),
+        "generated_photos_mean_p": 1.0 - mean_p_painting("fake_photos"),
         "real_paintings_called_paintings": called_paintings("paintings"),
         "real_photos_called_photos": 1.0 - called_paintings("photos"),
         "checkerboard_generated_paintings": mean([checkerboard_index(x) for x in fake_paintings]),

@@ -134,6 +134,10 @@ class RealtimeOptions:
         known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
+    def objective(self) -> dict[str, Any]:
+        """The options that define the perceptual loss (:data:`OBJECTIVE_OPTIONS`), as plain values."""
+        return {k: v for k, v in checkpoint.plain(asdict(self)).items() if k in OBJECTIVE_OPTIONS}
+
     def layer_weights(self) -> dict[str, float]:
         """{style layer: w_l}, equal unless ``style_layer_weights`` is given."""
         weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
