@@ -365,7 +365,9 @@ def _cyclegan_data(photos_dir: str | os.PathLike, paintings_dir: str | os.PathLi
         train_photos, train_paintings = train_photos[:limit_images], train_paintings[:limit_images]
     train_set = UnpairedFileDataset(train_photos, train_paintings, options.size, options.load_size, options.flip,
                                     crop_scale=options.train_crop_scale())
-    val_set = UnpairedFileDataset(held_photos, held_paintings, options.size, options.load_size, train=False)
+    # Validation pairs a held-out photo with a held-out painting: with none held out in a domain there is none.
+    val_set = (UnpairedFileDataset(held_photos, held_paintings, options.size, options.load_size, train=False)
+               if held_photos and held_paintings else None)
     config = {"data": {"photos_dir": str(Path(photos_dir).resolve()), "paintings_dir": str(Path(paintings_dir).resolve()),
                        "train_photos": len(train_set.domain_a), "train_paintings": len(train_set.domain_b),
                        "held_out_photos": [p.name for p in held_photos],

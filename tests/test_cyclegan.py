@@ -225,6 +225,17 @@ def test_training_lowers_the_cycle_loss(tmp_path: Path) -> None:
     assert all(0 <= v.min() and v.max() <= 1 for v in visuals.values())
 
 
+def test_training_without_held_out_paintings_has_no_validation(tmp_path: Path) -> None:
+    """--hold-out-paintings 0 (e.g. a curated painting folder judged elsewhere) trains on every painting."""
+    photos, paintings = make_domains(tmp_path, 5, 4)
+    options = CycleGANOptions(**TINY, n_epochs=1, n_epochs_decay=0)
+    exp = cyclegan.train_cyclegan(photos, paintings, tmp_path / "run", options, hold_out_photos=1,
+                                  hold_out_paintings=0, progress=False, device="cpu")
+    assert exp.val_set is None and len(exp.train_set.domain_b) == 4 and exp.iteration > 0
+    with pytest.raises(ValueError, match="val_set"):
+        exp.evaluate()
+
+
 @pytest.mark.cpu_only("bit-exact resume: CUDA kernels (ReflectionPad2d backward, atomicAdd) are not deterministic")
 def test_resume_equals_uninterrupted_training(tmp_path: Path) -> None:
     photos, paintings = make_domains(tmp_path)
