@@ -9,6 +9,10 @@ perceptual loss to that of 100 L-BFGS iterations at 256 px on the 4 held-out pho
 ``bench/results/realtime_quality_256.json`` reused (they do not depend on the network). The baseline is the shipped
 recipe (256-px crops, width 0.5, lr 3e-4, style parameters x10) with the campaign's schedule (linear decay over the
 second half) in bf16 where the CPU runs it natively. Runs are kept in ``--work`` and reused when rerun.
+``vgg16`` trains on Johnson's loss network instead (Caffe VGG16, same layer names) with content and style weights
+calibrated on training photos so that the shipped network's outputs get the same content and style terms as on the
+shipped objective; it is judged on its own objective too (its own 100 L-BFGS losses, computed once and kept in
+``--work``), where the shipped network is also judged for comparison.
 Writes ``bench/results/realtime_levers_cpu.json``.
 """
 from __future__ import annotations
@@ -26,10 +30,12 @@ sys.path.insert(0, str(ROOT / "code"))
 
 import cli  # noqa: E402
 import evaluation  # noqa: E402
+import losses  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
 import weights  # noqa: E402
+from imaging import load_image, split_held_out  # noqa: E402
 
 # what each variant changes in the baseline options (the lever), and the model it starts from
 VARIANTS: dict[str, dict] = {
@@ -41,6 +47,7 @@ VARIANTS: dict[str, dict] = {
     "lr_constant": {"lr_decay_iterations": 0},
     "lr_1e-3": {"learning_rate": 1e-3},
     "single_style": {},
+    "vgg16": {"loss_network": "vgg16", "vgg_weights": "imagenet"},  # + calibrated weights (calibrated_vgg16)
 }
 SINGLE_STYLE = "starry_night"
 
@@ -54,6 +61,39 @@ def single_style_start(shipped: torch.nn.Module, options: realtime.RealtimeOptio
     style = {SINGLE_STYLE: realtime.shipped_style_images(shipped)[SINGLE_STYLE]}
     trained = {k: shipped.recipe[k] for k in ("iterations", "wall_seconds")}
     return realtime.export_model(one, "start_single", options, style, trained, assets_dir=folder)
+
+
+def calibrated_vgg16(shipped: torch.nn.Module, objective: realtime.RealtimeOptions, photos: list[Path],
+                     styles: dict) -> dict:
+    """VARIANTS["vgg16"] plus the content and style weights that give the shipped network's outputs on ``photos``
+    (256 px, every style) the same summed content and style terms as ``objective`` (the TV term does not change)."""
+    vgg16 = dataclasses.replace(objective, **VARIANTS["vgg16"])
+    sums = {}
+    for name, options in (("vgg19", objective), ("vgg16", vgg16)):
+        loss, terms = losses.PerceptualLoss(options, list(styles.values())), {"content": 0.0, "style": 0.0}
+        for photo in photos:
+            image = load_image(photo, 256)
+            image = image[..., : image.shape[-2] // 4 * 4, : image.shape[-1] // 4 * 4]
+            for index, style in enumerate(styles):
+                one_hot = torch.nn.functional.one_hot(torch.tensor([index]), len(styles)).float()
+                with torch.no_grad():
+                    values = loss(realtime.stylize(image, shipped, shipped.style_names.index(style)), image, one_hot)
+                for term in terms:
+                    terms[term] += float(values[term])
+        sums[name] = terms
+    scale = {term: sums["vgg19"][term] / sums["vgg16"][term] for term in ("content", "style")}
+    return {**VARIANTS["vgg16"], "content_weight": float(f"{objective.content_weight * scale['content']:.4g}"),
+            "style_weight": float(f"{objective.style_weight * scale['style']:.4g}")}
+
+
+def own_reference(model: torch.nn.Module, photos: list[Path], objective: realtime.RealtimeOptions, styles: dict,
+                  path: Path) -> dict:
+    """{(photo, style): loss of 100 L-BFGS iterations} on ``objective``, computed once and kept in ``path``."""
+    if not path.exists() or json.loads(path.read_text())["objective"] != objective.objective():
+        rows = evaluation.compare_with_optimisation(model, photos, objective, styles, 256, 100, progress=False)
+        path.write_text(json.dumps({"objective": objective.objective(),
+                                    "losses": [[r["photo"], r["style"], r["optimised_loss"]] for r in rows]}))
+    return {(photo, style): loss for photo, style, loss in json.loads(path.read_text())["losses"]}
 
 
 def judge(model: torch.nn.Module, photos: list[Path], objective: realtime.RealtimeOptions, styles: dict,
@@ -91,7 +131,11 @@ def main() -> None:
     if args.output.exists():  # keep the variants measured earlier
         results["variants"] = json.loads(args.output.read_text()).get("variants", {})
     for name in args.variants:
-        options = dataclasses.replace(base, **VARIANTS[name])
+        changes = VARIANTS[name]
+        if name == "vgg16":
+            training_photos = split_held_out(args.photos, names=recipe["held_out"])[0][:8]
+            changes = calibrated_vgg16(shipped, objective, training_photos, all_styles)
+        options = dataclasses.replace(base, **changes)
         folder = args.work / name
         styles = {SINGLE_STYLE: all_styles[SINGLE_STYLE]} if name == "single_style" else all_styles
         start = single_style_start(shipped, options, folder / "start") if name == "single_style" else "realtime_4styles"
@@ -100,8 +144,13 @@ def main() -> None:
                                 assets_dir=folder / "export", device="cpu", progress=False, init_from=start)
         seconds = time.perf_counter() - started
         model = realtime.load_style_model(folder / "export" / f"{name}.pth", device="cpu", precision="fp32")
-        row = {"changes": VARIANTS[name], "seconds": round(seconds, 1), "load_average_1min": load_start,
+        row = {"changes": changes, "seconds": round(seconds, 1), "load_average_1min": load_start,
                **judge(model, photos, objective, styles, reference)}
+        if name == "vgg16":  # on its own objective, where the shipped network is judged too
+            own = dataclasses.replace(objective, **changes)
+            own_losses = own_reference(model, photos, own, styles, folder / "lbfgs_reference.json")
+            row["own_objective"] = judge(model, photos, own, styles, own_losses)
+            row["shipped_on_own_objective"] = judge(shipped, photos, own, styles, own_losses)
         if name == "single_style":  # the multi-style networks on the same style, for the comparison
             row["shipped_same_style"] = judge(shipped, photos, objective, styles, reference)["mean_ratio"]
         results["variants"][name] = row

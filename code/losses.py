@@ -183,7 +183,8 @@ class PerceptualLoss(torch.nn.Module):
         self.options = options
         self.layer_weights = options.layer_weights()
         layers = list(dict.fromkeys([options.content_layer, *options.style_layers]))
-        self.vgg = vgg if vgg is not None else VGGFeatures(layers, weights=options.vgg_weights)
+        self.vgg = vgg if vgg is not None else VGGFeatures(layers, arch=options.loss_network,
+                                                                weights=options.vgg_weights)
         with torch.no_grad():
             grams = [self.style_grams(image) for image in style_images]
         for layer in options.style_layers:  # (n_styles, C, C) buffers, so .to(device) moves them

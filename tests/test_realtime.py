@@ -221,6 +221,27 @@ def test_perceptual_loss_is_zero_when_output_is_content_and_style():
     assert terms["total"].item() == pytest.approx(3.0 * terms["tv"].item(), rel=1e-6)
 
 
+def test_loss_network_vgg16_is_johnsons_and_leaves_the_default_objective_as_it_was():
+    """loss_network="vgg16" (Johnson sec. 3.1): relu4_3 is then the 10th convolution (VGG19: the 11th). The default
+    adds nothing to objective(), so comparisons stored before the option existed still match."""
+    with pytest.raises(ValueError, match="loss_network='vgg16' needs vgg_weights"):
+        tiny_options(loss_network="vgg16")  # the normalised weights are VGG19's
+    with pytest.raises(ValueError, match="loss_network must be"):
+        tiny_options(loss_network="vgg11")
+    with pytest.raises(ValueError, match="relu5_4"):
+        tiny_options(loss_network="vgg16", vgg_weights=None, style_layers=("relu5_4",))
+    assert "loss_network" not in tiny_options().objective()
+    image = torch.rand(1, 3, 32, 32)
+    convolutions = {}
+    for network in ("vgg16", "vgg19"):
+        options = tiny_options(loss_network=network, vgg_weights=None, style_layers=("relu1_2", "relu4_3"))
+        loss = losses.PerceptualLoss(options, [image])
+        convolutions[network] = sum(isinstance(m, torch.nn.Conv2d) for m in loss.vgg.modules())
+        assert options.objective().get("loss_network", "vgg19") == network
+        assert loss(image, image, torch.ones(1, 1))["style"].item() == pytest.approx(0.0, abs=1e-9)
+    assert convolutions == {"vgg16": 10, "vgg19": 11}
+
+
 def test_lbfgs_optimise_image_reaches_the_minimum_of_a_quadratic():
     target = torch.rand(1, 3, 4, 4)
     result, trace = evaluation.optimise_image(lambda x: ((x - target) ** 2).sum(), torch.zeros_like(target), iterations=10)
