@@ -70,7 +70,8 @@ def calibrated_vgg16(shipped: torch.nn.Module, objective: realtime.RealtimeOptio
     vgg16 = dataclasses.replace(objective, **VARIANTS["vgg16"])
     sums = {}
     for name, options in (("vgg19", objective), ("vgg16", vgg16)):
-        loss, terms = losses.PerceptualLoss(options, list(styles.values())), {"content": 0.0, "style": 0.0}
+        style_images = [load_image(path, options.style_size) for path in styles.values()]
+        loss, terms = losses.PerceptualLoss(options, style_images), {"content": 0.0, "style": 0.0}
         for photo in photos:
             image = load_image(photo, 256)
             image = image[..., : image.shape[-2] // 4 * 4, : image.shape[-1] // 4 * 4]

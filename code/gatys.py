@@ -309,6 +309,8 @@ def optimise_pixels(objective: Objective, image: torch.Tensor, iterations: int, 
     scale: list[float] = []
     base_lr = optim.param_groups[0]["lr"]
     best_total, best_image, restarts, in_a_row = math.inf, image.detach().clone(), 0, 0
+    # the x whose loss the step evaluates; two buffers swapped (no new image allocated per iteration)
+    evaluated = torch.empty_like(best_image) if guard else None
 
     def closure() -> torch.Tensor:
         optim.zero_grad(set_to_none=True)
@@ -324,7 +326,8 @@ def optimise_pixels(objective: Objective, image: torch.Tensor, iterations: int, 
         return scaled
 
     for iteration in range(1, iterations + 1):
-        evaluated = image.detach().clone() if guard else None  # the x whose loss this step evaluates
+        if guard:
+            evaluated.copy_(image.detach())
         optim.step(closure)
         if optimizer != "lbfgs" or project:
             with torch.no_grad():
@@ -332,7 +335,7 @@ def optimise_pixels(objective: Objective, image: torch.Tensor, iterations: int, 
         record = {k: float(v.detach()) for k, v in latest.items()}
         total = record["total"]
         if guard and math.isfinite(total) and total < best_total:
-            best_total, best_image, in_a_row = total, evaluated, 0
+            best_total, best_image, evaluated, in_a_row = total, evaluated, best_image, 0
             optim.param_groups[0]["lr"] = base_lr  # back to full steps once the loss improves
         elif guard and (not math.isfinite(total) or total > LBFGS_SPIKE * best_total):
             restarts, in_a_row = restarts + 1, in_a_row + 1
