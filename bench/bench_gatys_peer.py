@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
-import cli  # noqa: E402
+# nothing of the project is imported at module level: the peer's worker process must not carry its memory
 
 PEER_CONTENT_WEIGHT, PEER_STYLE_WEIGHT = 5.0, 100.0  # neural_style.py's defaults
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -221,7 +221,8 @@ def main() -> None:
     parser.add_argument("--reach", type=int, default=300, help="the peer's iterations whose loss ours must reach")
     parser.add_argument("--peers", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "reference"))
-    cli.add_run_flags(parser, "JSON file (default: bench/results/gatys_peer_cpu.json)", flags=("threads", "output"))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--output", default=None, help="JSON file (default: bench/results/gatys_peer_cpu.json)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
