@@ -425,9 +425,10 @@ class DemoSettings:
     gatys_scales: tuple[int, ...]
     gatys_iterations: tuple[int, ...]
     gatys_style_weight: float
-    realtime_size: int
+    realtime_size: int  # 384 everywhere: where the strokes read at display size (bench/realtime_stroke_size.py)
     cyclegan_size: int
     cpu_threads: int
+    adain_size: int = 384
 
     @classmethod
     def for_device(cls, device: str | torch.device | None = None) -> "DemoSettings":
@@ -437,8 +438,8 @@ class DemoSettings:
             threads = free_cpu_threads()
             torch.set_num_threads(threads)
             # beta 3e6 at 256 px balances like the default 1e7 at 512 px (content loss grows with the pixel count)
-            return cls(str(device), (256,), (100,), 3e6, 512, 256, threads)
-        return cls(str(device), (256, 512), (150, 150), 1e7, 1024, 512, torch.get_num_threads())
+            return cls(str(device), (256,), (100,), 3e6, 384, 256, threads, 384)
+        return cls(str(device), (256, 512), (150, 150), 1e7, 384, 512, torch.get_num_threads(), 1024)
 
 
 def synchronise(device: torch.device) -> None:
@@ -573,13 +574,13 @@ def adain_demo(
 ):
     """AdaIN (Huang & Belongie 2017) with each of the nine style images on one photo; returns (figure, ms per image).
 
-    One pretrained decoder serves every style, including the five no network here was trained on. Default size: the
-    real-time section's on a GPU, 384 px on a CPU: there one image costs about 2.6 s of CPU time on this project's
-    2-core EPYC (measured at load 11, where it took 19 s of wall time; at 512 px 17 s of wall time)."""
+    One pretrained decoder serves every style, including the five no network here was trained on. Default size
+    (``settings.adain_size``): 1024 px on a GPU, 384 px on a CPU: there one image costs about 2.6 s of CPU time on this
+    project's 2-core EPYC (measured at load 11, where it took 19 s of wall time; at 512 px 17 s of wall time)."""
     import adain
 
     device = torch.device(settings.device)
-    size = size or (settings.realtime_size if device.type != "cpu" else 384)
+    size = size or settings.adain_size
     model = adain.load_adain(device=device)
     content = load_image(ASSETS / photo, size)
     adain.stylize_adain(content, load_image(ASSETS / styles[0], size), model)  # warm-up
