@@ -34,16 +34,8 @@ import runtime
 import torch
 import torch.nn.functional as F
 import weights
-from imaging import (
-    MIN_SIDE,
-    ImageFolderDataset,
-    check_output_dir,
-    list_images,
-    load_image,
-    pad_to_multiple,
-    save_image,
-    split_held_out,
-)
+from imaging import (MIN_SIDE, ImageFolderDataset, check_output_dir, list_images, load_image, pad_to_multiple,
+                     save_image, split_held_out)
 from losses import PerceptualLoss
 from models import FixedStyleNet, TransformerNet, VGGFeatures, architecture_from_state, widen
 
@@ -109,11 +101,9 @@ class RealtimeOptions:
             raise ValueError("content_weight and style_weight are both 0: nothing to learn")
         if isinstance(self.style_layers, str) or not self.style_layers:
             raise ValueError(f"style_layers must be a non-empty sequence of VGG layer names, got {self.style_layers!r}")
-        if self.loss_network not in ("vgg19", "vgg16"):
-            raise ValueError(f"loss_network must be 'vgg19' or 'vgg16', got {self.loss_network!r}")
-        if self.loss_network == "vgg16" and self.vgg_weights == "normalised":
-            raise ValueError("loss_network='vgg16' needs vgg_weights='imagenet' or 'torchvision': the normalised "
-                             "weights exist for VGG19 only")
+        if self.loss_network not in ("vgg19", "vgg16") or (self.loss_network, self.vgg_weights) == ("vgg16", "normalised"):
+            raise ValueError(f"loss_network must be 'vgg19' or 'vgg16' (with vgg_weights 'imagenet' or 'torchvision': the "
+                             f"normalised weights are VGG19's), got {self.loss_network!r} with {self.vgg_weights!r}")
         check_layers([self.content_layer, *self.style_layers], self.loss_network, "content_layer/style_layers")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
@@ -138,8 +128,7 @@ class RealtimeOptions:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RealtimeOptions":
         """Rebuild options from ``asdict`` output or a recipe (lists become tuples; unknown keys are ignored)."""
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__})
 
     def objective(self) -> dict[str, Any]:
         """The options that define the perceptual loss (:data:`OBJECTIVE_OPTIONS`), as plain values."""

@@ -224,7 +224,7 @@ def test_perceptual_loss_is_zero_when_output_is_content_and_style():
 def test_loss_network_vgg16_is_johnsons_and_leaves_the_default_objective_as_it_was():
     """loss_network="vgg16" (Johnson sec. 3.1): relu4_3 is then the 10th convolution (VGG19: the 11th). The default
     adds nothing to objective(), so comparisons stored before the option existed still match."""
-    with pytest.raises(ValueError, match="loss_network='vgg16' needs vgg_weights"):
+    with pytest.raises(ValueError, match="normalised weights are VGG19's"):
         tiny_options(loss_network="vgg16")  # the normalised weights are VGG19's
     with pytest.raises(ValueError, match="loss_network must be"):
         tiny_options(loss_network="vgg11")
