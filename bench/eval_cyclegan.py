@@ -1,6 +1,7 @@
 """The CycleGAN targets of the training campaign (docs/training_campaign.md) for exported generators or a run.
 
     python bench/eval_cyclegan.py SOURCE [SOURCE ...] [--photos DIR] [--paintings DIR] [--size 256] [--output FILE]
+    python bench/eval_cyclegan.py --plot-rows bench/results/cyclegan_campaign.jsonl --plot docs/campaign_cyclegan.png
 
 A SOURCE is a folder of exported generators (``cyclegan_*.pth`` beside a MANIFEST.json: ``assets/`` or a run's
 ``--export-dir``) or a run folder (its epoch copies and last checkpoint). All are judged on the held-out photos and
@@ -52,28 +53,36 @@ def chain_seconds(recipe: dict) -> float:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """The held-out numbers of exported generators against the CPU-hours of their warm-start chains."""
+    """The held-out numbers of exported generators against the CPU-hours of their warm-start chains: the shipped
+    chain (rows with ``"shipped": true``, or all rows if none says) as a line, the others as labelled markers."""
     import matplotlib.pyplot as plt
 
     rows = sorted((r for r in rows if r.get("cpu_hours") is not None), key=lambda r: r["cpu_hours"])
-    hours = [r["cpu_hours"] for r in rows]
-    figure, (cycle, checker) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    for key, label in (("cycle_l1_photo", "photo -> painting -> photo"), ("cycle_l1_painting", "painting -> photo -> painting")):
-        cycle.plot(hours, [r[key] for r in rows], "o-", label=label)
-    cycle.axhline(0.08, color="grey", linestyle="--", label="target 0.08")
-    cycle.set(xlabel="CPU-hours (1 thread)", ylabel="cycle L1 in [0, 1]", title="Cycle consistency, held out, 256 px")
-    for key, label in (("checkerboard_generated_paintings", "generated paintings"),
-                       ("checkerboard_generated_photos", "generated photos"),
-                       ("checkerboard_real_paintings", "real paintings")):
-        checker.plot(hours, [r[key] for r in rows], "o-", label=label)
-    checker.axhline(1.15, color="grey", linestyle="--", label="target 1.15")
-    checker.set(xlabel="CPU-hours (1 thread)", ylabel="checkerboard index", title="Checkerboard index, 256 px")
-    for axis in (cycle, checker):
-        axis.legend(fontsize=8)
-    probe = ", ".join(f"{r['cpu_hours']:.1f} h: {r['generated_paintings_called_paintings']:.0%}" for r in rows)
-    figure.suptitle(f"Shipped CycleGAN generators by training stage (generated paintings the probe calls paintings: {probe})",
-                    fontsize=10)
-    figure.savefig(path, dpi=120)
+    chain = [r for r in rows if r.get("shipped", True)]
+    others = [r for r in rows if not r.get("shipped", True)]
+    figure, (cycle, checker) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+    panels = ((cycle, (("cycle_l1_photo", "photo -> painting -> photo"), ("cycle_l1_painting", "painting -> photo -> painting")),
+               0.08, "cycle L1 in [0, 1]", "Cycle consistency, held out, 256 px"),
+              (checker, (("checkerboard_generated_paintings", "generated paintings"),
+                         ("checkerboard_generated_photos", "generated photos")),
+               1.15, "checkerboard index (real images about 1)", "Checkerboard index, held out, 256 px"))
+    for axis, series, target, ylabel, title in panels:
+        for (key, label), colour in zip(series, ("tab:blue", "tab:orange")):
+            axis.plot([r["cpu_hours"] for r in chain], [r[key] for r in chain], "o-", color=colour,
+                      label=f"{label}, shipped chain")
+            axis.scatter([r["cpu_hours"] for r in others], [r[key] for r in others], marker="x", color=colour,
+                         label=f"{label}, runs not shipped" if others else None)
+        for number, r in enumerate(others, start=1):
+            axis.annotate(str(number), (r["cpu_hours"], r[series[0][0]]), fontsize=7, xytext=(3, 3),
+                          textcoords="offset points")
+        axis.axhline(target, color="grey", linestyle="--", label=f"target {target}")
+        axis.set(xlabel="CPU-hours behind the generators (1 thread)", ylabel=ylabel, title=title)
+        axis.legend(fontsize=7)
+    probe = max(r.get("generated_paintings_called_paintings", 0) for r in rows)
+    notes = "; ".join(f"{n}: {r.get('label', r.get('model'))}" for n, r in enumerate(others, start=1))
+    figure.suptitle(f"CycleGAN generators over the CPU campaign (the best run has {probe:.0%} of its generated paintings called paintings by the probe; "
+                    f"target 70 %)" + (f"\nx {notes}" if notes else ""), fontsize=8)
+    figure.savefig(path, dpi=130)
 
 
 def ship(source: Path, assets_dir: Path, numbers: dict) -> None:
@@ -90,7 +99,7 @@ def ship(source: Path, assets_dir: Path, numbers: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sources", nargs="+", type=Path)
+    parser.add_argument("sources", nargs="*", type=Path)
     parser.add_argument("--photos", default=str(ROOT.parent / "shared" / "data" / "photos"))
     parser.add_argument("--paintings", default=str(ROOT.parent / "shared" / "data" / "paintings"))
     parser.add_argument("--size", type=int, default=256)
@@ -98,7 +107,16 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="JSON-lines file the rows are appended to")
     parser.add_argument("--ship-to", type=Path, default=None, help="copy the one export SOURCE's generators here")
     parser.add_argument("--plot", type=Path, default=None, help="figure of the exports' numbers against CPU-hours")
+    parser.add_argument("--plot-rows", type=Path, default=None,
+                        help="with --plot and no SOURCE: plot the rows of this JSON-lines file instead of evaluating")
     args = parser.parse_args()
+    if args.plot_rows:
+        if not args.plot:
+            parser.error("--plot-rows needs --plot")
+        plot([json.loads(line) for line in args.plot_rows.read_text().splitlines() if line.strip()], args.plot)
+        return
+    if not args.sources:
+        parser.error("give at least one SOURCE (or --plot-rows FILE --plot PNG)")
     if args.ship_to and (len(args.sources) != 1 or not (args.sources[0] / "MANIFEST.json").exists()):
         parser.error("--ship-to takes exactly one export folder (with a MANIFEST.json) as SOURCE")
     torch.set_num_threads(args.threads)
