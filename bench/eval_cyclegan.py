@@ -80,8 +80,9 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.legend(fontsize=7)
     probe = max(r.get("generated_paintings_called_paintings", 0) for r in rows)
     notes = "; ".join(f"{n}: {r.get('label', r.get('model'))}" for n, r in enumerate(others, start=1))
-    figure.suptitle(f"CycleGAN generators over the CPU campaign (the best run has {probe:.0%} of its generated paintings called paintings by the probe; "
-                    f"target 70 %)" + (f"\nx {notes}" if notes else ""), fontsize=8)
+    figure.suptitle(f"CycleGAN generators over the CPU campaign (the best run has {probe:.0%} of its generated "
+                    f"paintings called paintings by the probe; target 70 %)" + (f"\nx {notes}" if notes else ""),
+                    fontsize=8)
     figure.savefig(path, dpi=130)
 
 
