@@ -16,7 +16,9 @@ Measured, each program in a fresh process (peak RSS is per process):
    callback, the peer through a global forward pre-hook that stamps each call of its network (its code unchanged);
    ``--repeats`` runs of ``--iterations`` each, the programs alternating so that a change of load hits both; the
    median over the runs, and the largest peak RSS;
-2. the peer's loss after ``--reach`` iterations, and the time this project's *default* settings (precision "auto",
+2. for context only, one more peer run under the glibc allocator setting this project's Gatys makes for itself
+   (allocations of 1 MiB or more mmapped, ``runtime.return_large_cpu_buffers``), through glibc's environment variable;
+3. the peer's loss after ``--reach`` iterations, and the time this project's *default* settings (precision "auto",
    channels_last, everything else default except the objective) take to get there: its output is scored every 5
    iterations; the time counts from the start of ``StyleTransfer.run`` (targets included); the peer's is the sum of
    its ``reach`` iteration intervals (start-up and target capture excluded).
@@ -200,10 +202,10 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(row))
 
 
-def call(args: argparse.Namespace, *worker_args: str) -> dict:
+def call(args: argparse.Namespace, *worker_args: str, env: dict[str, str] | None = None) -> dict:
     command = [sys.executable, __file__, "--size", str(args.size), "--peers", args.peers, "--data", args.data,
                "--work", args.work, "--worker", *worker_args] + (["--threads", str(args.threads)] if args.threads else [])
-    completed = subprocess.run(command, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if completed.returncode:
         raise SystemExit(f"worker {worker_args} failed:\n{completed.stderr[-3000:]}")
     peer_loss = [line for line in completed.stdout.splitlines() if line.strip().startswith("Total loss")]
@@ -254,6 +256,12 @@ def main() -> None:
         row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in row["runs"])
         print(f"{name}: {row['s_per_iteration']:.3f} s/iteration (median of {args.repeats} runs), peak RSS "
               f"{row['peak_rss_mib']:.0f} MiB", flush=True)
+    # context, not the comparison: the peer under the allocator setting this project's Gatys makes for itself
+    # (runtime.return_large_cpu_buffers), given through glibc's environment variable; its code is unchanged
+    context = call(args, "peer", str(args.iterations), str(tmp / "peer.png"),
+                   env={"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
+    rows["peer, 1 MiB mmap threshold (context)"] = context
+    print(f"peer with this project's allocator setting: peak RSS {context['peak_rss_mib']:.0f} MiB", flush=True)
     peer_reach = call(args, "peer", str(args.reach), str(tmp / "peer_reach.png"))
     ours_default = call(args, "ours", str(args.reach), str(tmp / "ours_reach.png"), "auto", str(tmp / "shots.pt"))
     scores = call(args, "score", str(tmp / "shots.pt"), str(tmp / "peer_reach.png"), str(tmp / "ours_reach.png"))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from imaging import resize_tensor
 from losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from models import VGGFeatures, check_layers, layer_names
-from runtime import PRECISIONS, pick_device, precision_autocast, resolve_precision
+from runtime import PRECISIONS, pick_device, precision_autocast, resolve_precision, return_large_cpu_buffers
 from tqdm.auto import tqdm
 
 # Gatys et al. (2016), sec. 2-3: content at conv4_2, style at conv1_1..conv5_1 with w_l = 1/5 (Caffe names).
@@ -368,6 +368,8 @@ class StyleTransfer:
         self.device = pick_device(self.options.device)
         # what runs here ("auto": bf16 where native, else fp32; a warning where the one asked for does not run)
         self.precision = resolve_precision(self.options.precision, self.device)
+        if self.device.type == "cpu":  # about 8 % lower peak memory for L-BFGS at 512 px (see the function)
+            return_large_cpu_buffers()
         layers = list(self.options.content_layer_weights()) + list(self.options.style_layer_weights())
         order = layer_names(self.options.arch)
         self.deepest_layer = max(layers, key=order.index)

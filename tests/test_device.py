@@ -2,6 +2,11 @@
 start-up version check, the memory estimate of the optimisers' state and the checkpoint schedule."""
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import checkpoint
 import gatys
 import nntools
@@ -147,3 +152,36 @@ def test_cpu_bf16_native_reads_the_cpu_flags(monkeypatch):
     assert not runtime.bf16_native("cpu") and runtime.bf16_supported("cpu")
     with pytest.warns(UserWarning, match="emulated"):
         assert runtime.resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16  # still runs, as asked
+
+
+RETAINED_PROBE = """
+import sys
+import torch
+sys.path.insert(0, {code!r})
+import runtime
+
+def rss_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+if sys.argv[1] == "returned":
+    assert runtime.return_large_cpu_buffers()
+big = torch.ones(4 << 20)  # 16 MiB, mmapped; freeing it raises glibc's dynamic threshold to 16 MiB
+del big
+before = rss_mib()
+blocks = [torch.ones(1 << 19) for _ in range(32)]  # 32 blocks of 2 MiB, written
+pin = torch.ones(16)  # a small block after them on the heap
+del blocks
+print(rss_mib() - before)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.libc_ver()[0] == "glibc"), reason="glibc's mallopt")
+def test_large_cpu_buffers_go_back_to_the_os_when_freed(tmp_path):
+    """Of 64 MiB of freed 2 MiB tensors, part stays resident with glibc's dynamic threshold; all goes back with ours."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(RETAINED_PROBE.format(code=str(Path(runtime.__file__).parent)))
+    retained = {mode: float(subprocess.run([sys.executable, str(probe), mode], capture_output=True, text=True,
+                                           check=True).stdout) for mode in ("default", "returned")}
+    assert retained["default"] > 24, retained
+    assert retained["returned"] < 8, retained
