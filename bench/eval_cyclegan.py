@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -80,10 +81,11 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.legend(fontsize=7)
     probe = max(r.get("generated_paintings_called_paintings", 0) for r in rows)
     notes = "; ".join(f"{n}: {r.get('label', r.get('model'))}" for n, r in enumerate(others, start=1))
-    figure.suptitle(f"CycleGAN generators over the CPU campaign (the best run has {probe:.0%} of its generated "
-                    f"paintings called paintings by the probe; target 70 %)" + (f"\nx {notes}" if notes else ""),
-                    fontsize=8)
-    figure.savefig(path, dpi=130)
+    title = (f"CycleGAN generators over the CPU campaign (the best run has {probe:.0%} of its generated paintings "
+             "called paintings by the probe; target 70 %)")
+    figure.suptitle("\n".join([title] + textwrap.wrap(f"x {notes}", 190)) if notes else title, fontsize=8,
+                    y=1.0, va="bottom")
+    figure.savefig(path, dpi=130, bbox_inches="tight")
 
 
 def ship(source: Path, assets_dir: Path, numbers: dict) -> None:
