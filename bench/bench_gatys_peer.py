@@ -17,7 +17,8 @@ Measured, each program in a fresh process (peak RSS is per process):
    ``--repeats`` runs of ``--iterations`` each, the programs alternating so that a change of load hits both; the
    median over the runs, and the largest peak RSS;
 2. for context only, one more peer run under the glibc allocator setting this project's Gatys makes for itself
-   (allocations of 1 MiB or more mmapped, ``runtime.return_large_cpu_buffers``), through glibc's environment variable;
+   (allocations of ``runtime.LARGE_BUFFER_BYTES`` or more mmapped, ``runtime.return_large_cpu_buffers``), through
+   glibc's environment variable;
 3. the peer's loss after ``--reach`` iterations, and the time this project's *default* settings (precision "auto",
    channels_last, everything else default except the objective) take to get there: its output is scored every 5
    iterations; the time counts from the start of ``StyleTransfer.run`` (targets included); the peer's is the sum of
@@ -234,7 +235,7 @@ def main() -> None:
         print(f"--peers {args.peers}: no neural-style-pt/neural_style.py there (see ../shared/peers/README.md)",
               file=sys.stderr)
         raise SystemExit(2)
-    from runtime import device_description
+    from runtime import LARGE_BUFFER_BYTES, device_description
 
     load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp())
@@ -259,8 +260,8 @@ def main() -> None:
     # context, not the comparison: the peer under the allocator setting this project's Gatys makes for itself
     # (runtime.return_large_cpu_buffers), given through glibc's environment variable; its code is unchanged
     context = call(args, "peer", str(args.iterations), str(tmp / "peer.png"),
-                   env={"MALLOC_MMAP_THRESHOLD_": str(1 << 20)})
-    rows["peer, 1 MiB mmap threshold (context)"] = context
+                   env={"MALLOC_MMAP_THRESHOLD_": str(LARGE_BUFFER_BYTES)})
+    rows[f"peer, {LARGE_BUFFER_BYTES >> 20} MiB mmap threshold (context)"] = context
     print(f"peer with this project's allocator setting: peak RSS {context['peak_rss_mib']:.0f} MiB", flush=True)
     peer_reach = call(args, "peer", str(args.reach), str(tmp / "peer_reach.png"))
     ours_default = call(args, "ours", str(args.reach), str(tmp / "ours_reach.png"), "auto", str(tmp / "shots.pt"))

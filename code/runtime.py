@@ -325,19 +325,20 @@ def free_cpu_threads() -> int:
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-LARGE_BUFFER_BYTES = 1 << 20
+LARGE_BUFFER_BYTES = 16 << 20
 
 
 @functools.lru_cache(maxsize=None)
 def return_large_cpu_buffers(threshold: int = LARGE_BUFFER_BYTES) -> bool:
     """Have glibc serve every allocation of ``threshold`` bytes or more with its own mmap, so that a freed
-    activation or gradient goes back to the OS at once. Process-wide; True where it applied (Linux with glibc).
+    activation or gradient of that size goes back to the OS at once. Process-wide; True where it applied (Linux with
+    glibc).
 
     Why: glibc raises its mmap threshold to the size of the largest mmapped block freed so far (up to 32 MiB), after
-    which the 1-25 MiB activations of a VGG pass come from the heap, and the heap holds on to the holes between them.
-    On Gatys at 512 px (2 threads, benchmark work of ``bench/bench_gatys_peer.py``) a fixed 1 MiB threshold lowered the
-    peak RSS from 1,350-1,384 MiB to 1,247-1,249 MiB, for about 0.25 s more system time per iteration (page faults of
-    the fresh mappings)."""
+    which the large activations of a VGG pass come from the heap, and the heap holds on to the holes between them.
+    Measured on Gatys at 512 x 384 px (2 threads, the work of ``bench/bench_gatys_peer.py``, idle 2-core EPYC), peak
+    RSS / s per iteration: glibc's default 1,350-1,384 MiB / 1.01 s; 16 MiB 1,320 MiB / 0.89 s; 1 MiB 1,247 MiB /
+    1.28 s, because every fresh mapping is paid for in page faults. 16 MiB keeps the fast path."""
     if sys.platform != "linux":
         return False
     try:
