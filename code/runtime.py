@@ -7,6 +7,7 @@
   :func:`resolve_amp` and :func:`grad_scaler` for mixed-precision training.
 * Seeds for reproducible runs (:func:`derive_seed`, :func:`seed_global_rngs`) and CPU threads for the demo
   (:func:`free_cpu_threads`).
+* :func:`return_large_cpu_buffers`: freed CPU buffers of 16 MiB or more go back to the OS (Gatys' peak memory).
 * :func:`acquire_output_dir`, the lock that lets one live process write into a training folder.
 * Start-up check of the Python and torch versions this code needs (README "Requirements").
 
@@ -336,9 +337,10 @@ def return_large_cpu_buffers(threshold: int = LARGE_BUFFER_BYTES) -> bool:
 
     Why: glibc raises its mmap threshold to the size of the largest mmapped block freed so far (up to 32 MiB), after
     which the large activations of a VGG pass come from the heap, and the heap holds on to the holes between them.
-    Measured on Gatys at 512 x 384 px (2 threads, the work of ``bench/bench_gatys_peer.py``, idle 2-core EPYC), peak
-    RSS / s per iteration: glibc's default 1,350-1,384 MiB / 1.01 s; 16 MiB 1,320 MiB / 0.89 s; 1 MiB 1,247 MiB /
-    1.28 s, because every fresh mapping is paid for in page faults. 16 MiB keeps the fast path."""
+    Measured on Gatys at 512 x 384 px (2 threads, the work of ``bench/bench_gatys_peer.py``, 2-core EPYC; peak RSS
+    does not depend on load, the times are from idle runs), peak RSS / s per iteration: glibc's default 1,350-1,384
+    MiB / 1.01 s; 16 MiB 1,320-1,344 MiB / 0.89-0.96 s; 1 MiB 1,247 MiB / 1.28 s, because every fresh mapping is paid
+    for in page faults. 16 MiB keeps the fast path."""
     if sys.platform != "linux":
         return False
     try:
