@@ -363,11 +363,16 @@ def test_one_loss_scale_update_per_iteration(tmp_path: Path) -> None:
     assert all(not torch.equal(a, b) for a, b in zip(before, after))  # both optimizers stepped
 
 
-def test_shipping_an_export_keeps_the_weights_and_adds_numbers_and_chain_hours(tmp_path: Path) -> None:
+def _eval_cyclegan_script():
     import importlib.util
     spec = importlib.util.spec_from_file_location("eval_cyclegan", Path(__file__).parents[1] / "bench" / "eval_cyclegan.py")
     eval_cyclegan = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eval_cyclegan)
+    return eval_cyclegan
+
+
+def test_shipping_an_export_keeps_the_weights_and_adds_numbers_and_chain_hours(tmp_path: Path) -> None:
+    eval_cyclegan = _eval_cyclegan_script()
     model = CycleGANModel(CycleGANOptions(**TINY, upsampling="resize"))
     chain = {"G_A": {"wall_time_s": 1800.0, "warm_start": {"G_A": {"wall_time_s": 3600.0, "warm_start": None}}}}
     recipe = {"ngf": 4, "n_blocks": 1, "upsampling": "resize", "size": 32, "wall_time_s": 900.0, "warm_start": chain}
@@ -379,3 +384,22 @@ def test_shipping_an_export_keeps_the_weights_and_adds_numbers_and_chain_hours(t
         shipped = weights.read_manifest(tmp_path / "assets" / "MANIFEST.json")[name]["recipe"]
         assert shipped["cpu_hours_chain"] == 1.75 and shipped["heldout_256"] == {"cycle_l1_photo": 0.1}  # 900+1800+3600 s
     cyclegan.load_generator("painting2photo", assets_dir=tmp_path / "assets")  # SHA-256 checked
+
+
+def test_campaign_figure_plots_the_probe_against_cpu_hours_and_skips_rows_older_than_a_measure(tmp_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    numbers = {"cycle_l1_photo": 0.1, "cycle_l1_painting": 0.09, "checkerboard_generated_paintings": 1.0,
+               "checkerboard_generated_photos": 1.0, "generated_paintings_called_paintings": 0.25,
+               "generated_photos_called_photos": 0.8}
+    rows = [{**numbers, "cpu_hours": 1.0, "shipped": True},  # older than the mean probability
+            {**numbers, "cpu_hours": 3.0, "shipped": True, "generated_paintings_mean_p": 0.3},
+            {**numbers, "cpu_hours": 2.0, "shipped": False, "label": "arm b", "generated_paintings_mean_p": 0.5}]
+    figure = _eval_cyclegan_script().plot(rows, tmp_path / "campaign.png")
+    assert (tmp_path / "campaign.png").stat().st_size > 0
+    probe = next(axis for axis in figure.axes if axis.get_title().startswith("Painting probe"))
+    lines = {line.get_label(): line for line in probe.get_lines()}
+    assert list(lines["generated paintings called paintings, shipped chain"].get_xdata()) == [1.0, 3.0]
+    assert list(lines["generated paintings, mean p(painting), shipped chain"].get_ydata()) == [0.3]
+    assert list(lines["target 0.7"].get_ydata()) == [0.7, 0.7]
+    assert "takes 25% of the shipped" in figure.get_suptitle() and "x 1: arm b" in figure.get_suptitle()
