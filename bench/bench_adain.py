@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import statistics
 import sys
 import time
@@ -29,6 +27,7 @@ import adain  # noqa: E402
 import cli  # noqa: E402
 import realtime  # noqa: E402
 import torch  # noqa: E402
+from benchlib import format_load, load_average, utc_timestamp, write_json  # noqa: E402
 from runtime import device_description  # noqa: E402
 
 
@@ -54,13 +53,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def load_average() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
 
 
 def cpu_bf16_instructions() -> list[str]:
@@ -104,19 +96,16 @@ def main(argv: list[str] | None = None) -> Path:
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "cpu_bf16_instructions": cpu_bf16_instructions() if device.type == "cpu" else None,
                "load_average_1min_start": load_start, "load_average_1min_end": load_average(),
-               "repeats": args.repeats, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "repeats": args.repeats, "time": utc_timestamp(),
                "transform_net": "realtime_4styles.pth (width 0.5)", "rows": rows}
     print(f"\nDevice: {results['device']}, {results['threads']} thread(s), torch {results['torch']}, load average "
-          f"{load_start:.1f} -> {results['load_average_1min_end']:.1f}, native bf16 instructions: "
+          f"{format_load(load_start)} -> {format_load(results['load_average_1min_end'])}, native bf16 instructions: "
           f"{', '.join(results['cpu_bf16_instructions'] or []) or 'none (bf16 emulated)'}\n")
     print("| size | precision | AdaIN (ms/image) | transform network (ms/image) |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['precision']} | {r['adain_ms']:.0f} | {r['transform_net_ms']:.0f} |")
     path = Path(args.output) if args.output else ROOT / "bench" / "results" / f"adain_{device.type}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {path}")
-    return path
+    return write_json(results, path)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT / "code"))
 import cli  # noqa: E402
 import cyclegan  # noqa: E402
 import torch  # noqa: E402
+from benchlib import format_load, load_average, utc_timestamp, write_json  # noqa: E402
 from cyclegan import translate  # noqa: E402
 from runtime import device_description  # noqa: E402
 
@@ -107,9 +107,9 @@ def main() -> None:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(f"{size}px: {rows[-1]['train_s_per_iteration']:.2f} s/iteration", flush=True)
-    load = os.getloadavg()
+    load = load_average()
     print(f"\nDevice: {device_name}; torch {torch.__version__}; generator ngf={ngf}, {n_blocks} residual blocks; "
-          f"70x70 PatchGAN ndf=64; batch 1; precision {amp or 'fp32'}; load average {load[0]:.1f}\n")
+          f"70x70 PatchGAN ndf=64; batch 1; precision {amp or 'fp32'}; load average {format_load(load)}\n")
     print("| size | train iterations/s | s/iteration | peak memory (MiB) | inference (ms/image) |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -117,13 +117,11 @@ def main() -> None:
               f"{r['peak_memory_mib']:.0f} | {r['inference_ms_per_image']:.0f} |")
     print(f"\nmemory: {rows[0]['memory_kind']}")
     results = {"device": device_name, "torch": torch.__version__, "precision": amp or "fp32",
-               "load_average_1min": load[0],
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+               "load_average_1min": load,
+               "time": utc_timestamp(), "rows": rows}
     path = Path(args.output) if args.output else (
         ROOT / "bench" / "results" / f"cyclegan_{'cuda' if gpu else 'cpu'}{'_' + amp if amp else ''}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {path}")
+    write_json(results, path)
 
 
 if __name__ == "__main__":

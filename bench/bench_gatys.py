@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
 import cli  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 
 CONFIGS = {"fp32": (False, "fp32"), "fp32 channels_last": (True, "fp32"), "bf16 channels_last": (True, "bf16"),
            "fp16 channels_last": (True, "fp16")}
@@ -117,7 +117,7 @@ def main() -> None:
 
     import torch
 
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     from runtime import bf16_supported, device_description, pick_device
 
     device = pick_device()
@@ -136,17 +136,15 @@ def main() -> None:
             print(f"{size} px {config}: {row['s_per_evaluation']:.3f} s/evaluation, {row['peak_memory_mib']:.0f} MiB, "
                   f"loss after {row['iterations']} = {row['loss_after_fp32']:.4g} (fp32)", flush=True)
     summary = {"device": device_description(), "torch": torch.__version__, "threads": rows[0]["threads"],
-               "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "load_average_1min_start": load_start, "load_average_1min": load_average(),
+               "time": utc_timestamp(),
                "settings": "GatysOptions defaults (normalised VGG19, relu4_2 / relu1_1..relu5_1, L-BFGS, "
                            "alpha 1, beta 1e7, content init); carcassonne.jpg in the style of starry_night.jpg",
                "rows": rows}
     name = "cuda" if cuda else "cpu"
     out = Path(args.output).resolve() if args.output else ROOT / "bench" / "results" / f"gatys_{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary, out)
     print("\n" + markdown_table(summary))
-    print(f"\nwritten to {out}")
 
 
 if __name__ == "__main__":

@@ -235,9 +235,10 @@ def main() -> None:
         print(f"--peers {args.peers}: no neural-style-pt/neural_style.py there (see ../shared/peers/README.md)",
               file=sys.stderr)
         raise SystemExit(2)
+    from benchlib import load_average, utc_timestamp, write_json
     from runtime import LARGE_BUFFER_BYTES, device_description
 
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     tmp = Path(tempfile.mkdtemp())
     args.work = str(tmp)
     write_peer_model(tmp)
@@ -271,8 +272,8 @@ def main() -> None:
     peer_seconds = peer_reach["optimisation_seconds"]
     summary = {
         "device": device_description(), "threads": args.threads, "size": args.size,
-        "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows,
+        "load_average_1min_start": load_start, "load_average_1min": load_average(),
+        "time": utc_timestamp(), "rows": rows,
         "fp32_time_ratio": rows["ours fp32"]["s_per_iteration"] / rows["peer"]["s_per_iteration"],
         "fp32_memory_ratio": rows["ours fp32"]["peak_rss_mib"] / rows["peer"]["peak_rss_mib"],
         "reach": {"peer_iterations": args.reach, "peer_loss_fp32": target,
@@ -286,12 +287,10 @@ def main() -> None:
                   "ours_curve": scores["snapshots"]},
     }
     out = Path(args.output) if args.output else ROOT / "bench" / "results" / "gatys_peer_cpu.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(summary, out, indent=1)
     print(f"fp32 time ratio (ours / peer) {summary['fp32_time_ratio']:.2f}, memory ratio "
           f"{summary['fp32_memory_ratio']:.2f}; peer loss after {args.reach}: {target:.4g}; default ({ours_default['precision']}) "
           f"reaches it {'at iteration %d after %.0f s, %.2fx the peer' % (reached[0], reached[1], summary['reach']['time_ratio']) if reached else 'not within %d iterations' % args.reach}")
-    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ threads and load average; prints the ratio ours / peer per width.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
 import cli  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 
 
 def main() -> None:
@@ -57,7 +56,7 @@ def main() -> None:
     ours = TransformerNet(n_styles=1, width=1.0).to(device).eval()
     ours.precision = "auto"  # what load_style_model sets, with the layout it chooses:
     inference.inference_layout(ours, device, runtime.resolve_precision("auto", device))
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
 
     def peer_call(image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -90,12 +89,10 @@ def main() -> None:
               f"ratio {row['ratio']:.2f}", flush=True)
     summary = {"device": runtime.device_description(device), "threads": torch.get_num_threads(),
                "precision": runtime.resolve_precision("auto", device), "torch": torch.__version__,
-               "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+               "load_average_1min_start": load_start, "load_average_1min": load_average(),
+               "time": utc_timestamp(), "rows": rows}
     out = Path(args.output) if args.output else ROOT / "bench" / "results" / f"inference_peer_{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"written to {out}")
+    write_json(summary, out, indent=1)
 
 
 if __name__ == "__main__":

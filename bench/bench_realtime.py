@@ -11,7 +11,6 @@ relu1_1..relu5_1) at the same size, the style image at the same size, and extrap
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ import gatys  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
+from benchlib import utc_timestamp, write_json  # noqa: E402
 from models import TransformerNet  # noqa: E402
 
 
@@ -94,12 +94,10 @@ def main() -> None:
     for r in rows:
         print(f"| {r['size']} | {r['network_ms']:.0f} | {r['gatys_ms_per_iteration']:.0f} | {r['gatys_ms'] / 1000:.0f} | {r['speedup']:.0f}x |")
     results = {"device": device_name, "torch": torch.__version__, "model": name, "width": model.width,
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+               "time": utc_timestamp(), "rows": rows}
     tag = "cuda" if device.type == "cuda" else "cpu"
     path = Path(args.output) if args.output else ROOT / "bench" / "results" / f"realtime_{tag}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {path}")
+    write_json(results, path)
 
 
 if __name__ == "__main__":

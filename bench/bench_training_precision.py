@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ import cli  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 from runtime import device_description  # noqa: E402
 
 
@@ -63,15 +63,13 @@ def main() -> None:
             rows.append(row)
     summary = {"device": device_description(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+               "load_average_1min": load_average(),
                "settings": f"real-time network width {args.width}, {args.size} px crops, batch {args.batch_size}, "
                            f"{args.iterations} iterations, Starry Night, lambda_c = lambda_s = lambda_TV = 1; "
                            "seconds include the per-epoch held-out validation and checkpoints",
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+               "time": utc_timestamp(), "rows": rows}
     target = Path(args.output) if args.output else ROOT / "bench" / "results" / f"training_precision_{device}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {target}")
+    write_json(summary, target)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ A SOURCE is a folder of exported generators (``cyclegan_*.pth`` beside a MANIFES
 paintings named in the shipped recipe (``assets/MANIFEST.json``), so every row is on the same images:
 ``evaluation.evaluate_cyclegan`` (cycle L1, painting probe, checkerboard index). Prints one JSON line per model and
 appends them to ``--output`` when given. Needs the training folders (``../shared/data``) for the probe.
+``--unseen-photos DIR --unseen-paintings DIR`` adds the same numbers (keys ``unseen_*``) on images that no run used,
+with the same probe: a second, independent check of generalisation.
 
 ``--ship-to assets`` (one export folder as SOURCE) copies its generators there, SHA-256 and recipe in the manifest,
 with the held-out numbers and the CPU time of the whole warm-start chain added to the recipe: only do it when the
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 sys.path.insert(0, str(ROOT / "code"))
 
 import cyclegan  # noqa: E402
@@ -115,6 +118,9 @@ def main() -> None:
     parser.add_argument("sources", nargs="*", type=Path)
     parser.add_argument("--photos", default=str(ROOT.parent / "shared" / "data" / "photos"))
     parser.add_argument("--paintings", default=str(ROOT.parent / "shared" / "data" / "paintings"))
+    parser.add_argument("--unseen-photos", type=Path, default=None,
+                        help="a second check on images no run ever used (with --unseen-paintings): keys unseen_*")
+    parser.add_argument("--unseen-paintings", type=Path, default=None)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON-lines file the rows are appended to")
@@ -132,15 +138,24 @@ def main() -> None:
         parser.error("give at least one SOURCE (or --plot-rows FILE --plot PNG)")
     if args.ship_to and (len(args.sources) != 1 or not (args.sources[0] / "MANIFEST.json").exists()):
         parser.error("--ship-to takes exactly one export folder (with a MANIFEST.json) as SOURCE")
+    if (args.unseen_photos is None) != (args.unseen_paintings is None):
+        parser.error("--unseen-photos and --unseen-paintings go together")
     torch.set_num_threads(args.threads)
     data = weights.read_manifest(weights.ASSETS_DIR / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]["data"]
     probe, photos, paintings, vgg = evaluation.held_out_set(args.photos, args.paintings, data["held_out_photos"],
                                                             data["held_out_paintings"], args.size)
+    unseen = None
+    if args.unseen_photos:
+        unseen = [evaluation.load_images(sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
+                                         args.size) for folder in (args.unseen_photos, args.unseen_paintings)]
     rows = []
     for source in args.sources:
         for label, photo2painting, painting2photo, info in models_in(source):
             with torch.no_grad():
                 numbers = evaluation.evaluate_cyclegan(photo2painting, painting2photo, photos, paintings, probe, vgg)
+                if unseen:  # same probe (fit on the training images), other images
+                    numbers |= {f"unseen_{k}": v for k, v in evaluation.evaluate_cyclegan(
+                        photo2painting, painting2photo, *unseen, probe, vgg).items()}
             row = {"model": label, **info, "size": args.size, "time": time.strftime("%Y-%m-%d %H:%M"),
                    **{k: round(v, 4) for k, v in numbers.items()}}
             print(json.dumps(row), flush=True)

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "code"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 
 SAMPLE = ROOT / "assets" / "sample"
 BUDGET_S = {"cuda": 480, "cpu": 1200}  # the whole check: 8 minutes on a GPU; a loaded 2-core CPU needs longer
@@ -239,12 +240,12 @@ def main() -> int:
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
     deadline = time.monotonic() + args.budget
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     report: dict = {"device": device_description() if args.device == "cuda" else f"{device_description()} (forced)",
                     "device_type": args.device, "quick": args.quick, "iterations": iterations,
                     "torch": torch.__version__, "cuda": torch.version.cuda, "threads": args.threads,
                     "precision_auto": None, "budget_s": args.budget,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_1min_start": load_start,
+                    "time": utc_timestamp(), "load_average_1min_start": load_start,
                     "steps": {}}
     import runtime
 
@@ -272,14 +273,13 @@ def main() -> int:
         else:
             report["steps"][name] = run_step(name, command, env, share)
         print(f"[gpu_check] {name}: {json.dumps(report['steps'][name])[:300]}", flush=True)
-    report["load_average_1min_end"] = os.getloadavg()[0]
+    report["load_average_1min_end"] = load_average()
     report["total_s"] = round(args.budget - (deadline - time.monotonic()), 1)
     ran = [s for s in report["steps"].values() if s.get("ok") is not None]
     report["all_passed"] = bool(ran) and all(s["ok"] for s in ran)
     out = Path(args.output) if args.output else ROOT / "bench" / "results" / (
         f"gpu_check_{args.device}{'_quick' if args.quick else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, out)
     print(f"[gpu_check] {'all passed' if report['all_passed'] else 'FAILED'} in {report['total_s']} s -> {out}")
     return 0 if report["all_passed"] else 1
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 from imaging import ImageFolderDataset, load_image  # noqa: E402
 
 PHASES = ("data", "transformer_forward", "vgg_forward", "vgg_backward", "transformer_backward", "adam")
@@ -74,7 +74,7 @@ def main() -> None:
     styles = {name: load_image(ROOT / "assets" / f"{name}.jpg", 256)
               for name in ("starry_night", "great_wave", "kandinsky_composition_viii", "night_cafe")}
     precisions = ["fp32"] + (["bf16"] if runtime.cpu_bf16_native() else [])
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     rows = []
     for size in (128, 256):
         for width in (0.5, 1.0):
@@ -84,11 +84,10 @@ def main() -> None:
                 rows.append(row)
     device = runtime.device_description(torch.device("cpu"))
     summary = {"device": device, "threads": args.threads, "batch_size": 4, "steps": args.steps,
-               "load_average_1min_start": load_start, "load_average_1min": os.getloadavg()[0],
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__, "rows": rows}
+               "load_average_1min_start": load_start, "load_average_1min": load_average(),
+               "time": utc_timestamp(), "torch": torch.__version__, "rows": rows}
     out = args.output or ROOT / "bench" / "results" / "realtime_step_profile_cpu.json"
-    out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"written to {out}")
+    write_json(summary, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import evaluation  # noqa: E402
 import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 from imaging import split_held_out  # noqa: E402
 
 
@@ -37,24 +37,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = realtime.load_style_model("realtime_4styles", device="cpu", precision="fp32")
     recipe = realtime.model_recipe(model)
-    objective = realtime.RealtimeOptions.from_dict(recipe["options"])
+    objective = realtime.model_options(model)
     training = split_held_out(args.photos, names=recipe["held_out"])[0][: args.count]
-    load_start, started = os.getloadavg()[0], time.perf_counter()
+    load_start, started = load_average(), time.perf_counter()
     rows = evaluation.compare_with_optimisation(model, training, objective, realtime.shipped_style_images(model), 256,
                                                 100, progress=False)
     held_out = json.loads((ROOT / "bench" / "results" / "realtime_quality_256.json").read_text())
     ratios = {f"{r['photo']}/{r['style']}": round(r["ratio"], 4) for r in rows}
     result = {"device": runtime.device_description(torch.device("cpu")), "threads": args.threads,
               "load_average_1min": load_start, "seconds": round(time.perf_counter() - started, 1),
-              "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "objective": objective.objective(),
+              "time": utc_timestamp(), "objective": objective.objective(),
               "training_photos": {"mean_ratio": round(sum(ratios.values()) / len(ratios), 4),
                                   "max_ratio": max(ratios.values()), "ratios": ratios},
               "held_out_photos": {"mean_ratio": round(held_out["mean_ratio"], 4),
                                   "max_ratio": round(held_out["max_ratio"], 4)}}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(result, args.output, indent=1)
     print(json.dumps({k: result[k] for k in ("training_photos", "held_out_photos")}))
-    print(f"written to {args.output}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
 import weights  # noqa: E402
+from benchlib import load_average, write_json  # noqa: E402
 from imaging import load_image, split_held_out  # noqa: E402
 
 # what each variant changes in the baseline options (the lever), and the model it starts from
@@ -118,7 +118,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     shipped = realtime.load_style_model("realtime_4styles", device="cpu", precision="fp32")
     recipe = realtime.model_recipe(shipped)
-    objective = realtime.RealtimeOptions.from_dict(recipe["options"])
+    objective = realtime.model_options(shipped)
     amp = "bf16" if runtime.cpu_bf16_native() else False
     base = dataclasses.replace(objective, iterations=args.iterations, lr_decay_iterations=args.iterations // 2,
                                amp=amp, sample_every=args.iterations, export_every=None, checkpoint_minutes=None)
@@ -140,7 +140,7 @@ def main() -> None:
         folder = args.work / name
         styles = {SINGLE_STYLE: all_styles[SINGLE_STYLE]} if name == "single_style" else all_styles
         start = single_style_start(shipped, options, folder / "start") if name == "single_style" else "realtime_4styles"
-        load_start, started = os.getloadavg()[0], time.perf_counter()
+        load_start, started = load_average(), time.perf_counter()
         realtime.train_realtime(args.photos, styles, folder / "run", options, export_name=name,
                                 assets_dir=folder / "export", device="cpu", progress=False, init_from=start)
         seconds = time.perf_counter() - started
@@ -156,8 +156,7 @@ def main() -> None:
             row["shipped_same_style"] = judge(shipped, photos, objective, styles, reference)["mean_ratio"]
         results["variants"][name] = row
         print(name, json.dumps({k: v for k, v in row.items() if k != "ratios"}), flush=True)
-        args.output.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    print(f"written to {args.output}")
+        write_json(results, args.output, indent=1, default=str)
 
 
 if __name__ == "__main__":

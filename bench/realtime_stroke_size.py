@@ -13,10 +13,7 @@ Writes ``bench/results/realtime_stroke_size_cpu.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +25,7 @@ import realtime  # noqa: E402
 import runtime  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from benchlib import load_average, utc_timestamp, write_json  # noqa: E402
 from imaging import load_image, resize_tensor  # noqa: E402
 
 
@@ -42,11 +40,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = realtime.load_style_model("realtime_4styles", device="cpu", precision="fp32")
     recipe = realtime.model_recipe(model)
-    options = realtime.RealtimeOptions.from_dict(recipe["options"])
+    options = realtime.model_options(model)
     styles = {name: load_image(path, options.style_size) for name, path in realtime.shipped_style_images(model).items()}
     photos = [args.photos / name for name in recipe["held_out"][:4]]
     loss = losses.PerceptualLoss(options, list(styles.values()))
-    load_start = os.getloadavg()[0]
+    load_start = load_average()
     rows = []
     for size in args.sizes:
         for index, style in enumerate(styles):
@@ -64,16 +62,14 @@ def main() -> None:
     best = {style: min((r for r in rows if r["style"] == style), key=lambda r: r["style_loss_at_display"])["size"]
             for style in styles}
     result = {"device": runtime.device_description(torch.device("cpu")), "threads": args.threads,
-              "load_average_1min": load_start, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "load_average_1min": load_start, "time": utc_timestamp(),
               "display": args.display, "photos": [p.name for p in photos], "rows": rows,
               "best_size_by_style": best}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(result, args.output, indent=1)
     for row in rows:
         print(f"{row['size']:5d} {row['style']:28s} at display {row['style_loss_at_display']:.4f}   "
               f"at its own size {row['style_loss_at_own_size']:.4f}")
     print("lowest at display size:", best)
-    print(f"written to {args.output}")
 
 
 if __name__ == "__main__":

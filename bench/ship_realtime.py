@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "code"))
 
 import torch  # noqa: E402
 import weights  # noqa: E402
+from benchlib import write_json  # noqa: E402
 
 
 def ratios(compare: dict) -> dict:
@@ -53,9 +54,8 @@ def main() -> None:
     print(f"shipped {weights.save_fp16_weights(state, name, recipe, assets_dir=args.to)}: mean {new['mean']} "
           f"(was {old['mean']}), worst {new['worst']} (was {old['worst']})")
     # the new model's comparison becomes the shipped one (the next stage is judged against it)
-    args.shipped.write_text(json.dumps({**compare, "model": Path(name).stem, "lbfgs_reused_from": args.shipped.name,
-                                        "previous": {k: shipped[k] for k in ("iterations_trained", "mean_ratio",
-                                                                             "max_ratio")}}, indent=2) + "\n")
+    write_json({**compare, "model": Path(name).stem, "lbfgs_reused_from": args.shipped.name,
+                "previous": {k: shipped[k] for k in ("iterations_trained", "mean_ratio", "max_ratio")}}, args.shipped)
     print(f"{args.shipped} now holds its comparison")
 
 

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
 import cli  # noqa: E402
+from benchlib import write_json  # noqa: E402
 
 CHILD = r'''
 import os
@@ -192,8 +193,7 @@ def main() -> None:
             "seconds": round(time.time() - began, 1), "torch": torch.__version__, "threads_per_process": 1,
         }
     print(json.dumps(summary, indent=2))
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary, args.output)
     ok = (summary["final_bit_identical"] and not corrupt and not summary["missing_epoch_copies"]
           and copies_identical and not summary["tmp_files_left"])
     raise SystemExit(0 if ok else 1)

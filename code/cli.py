@@ -355,7 +355,7 @@ def realtime_compare(args: argparse.Namespace) -> None:
     import figures  # matplotlib: loaded only here, so the bench workers that import cli keep their peak memory
     model = realtime.load_style_model(args.model, device=args.device, precision=args.precision)
     recipe = realtime.model_recipe(model)
-    options = realtime.RealtimeOptions.from_dict(recipe["options"])
+    options = realtime.model_options(model)
     photos_dir = Path(args.photos or recipe["photos_dir"])
     photos = [photos_dir / name for name in recipe["held_out"][: args.count]]
     objective = options.objective()
@@ -393,7 +393,7 @@ def realtime_average(args: argparse.Namespace) -> None:
     recipe = realtime.model_recipe(model)
     style_dir = Path(args.style_images_dir) if args.style_images_dir else weights.ASSETS_DIR
     extra = {k: v for k, v in recipe.items() if k not in ("kind", "architecture", "styles", "style_images", "options")}
-    path = realtime.export_model(model, args.export, realtime.RealtimeOptions.from_dict(recipe["options"]),
+    path = realtime.export_model(model, args.export, realtime.model_options(model),
                                  realtime.shipped_style_images(model, style_dir), recipe_extra=extra,
                                  assets_dir=Path(args.output))
     print(f"averaged {len(args.snapshots)} snapshots into {path}")

@@ -428,6 +428,19 @@ def model_recipe(model: TransformerNet) -> dict[str, Any]:
     return dict(getattr(model, "recipe", {}))
 
 
+def model_options(model: TransformerNet) -> RealtimeOptions:
+    """The training objective recorded in the shipped model's recipe (``options``, see :func:`export_model`).
+
+    ValueError when the recipe has none (a network built in memory, or a file whose manifest lacks a recipe).
+    """
+    recipe = model_recipe(model)
+    if "options" not in recipe:
+        raise ValueError(f"{type(model).__name__} with styles {list(getattr(model, 'style_names', []))} has no "
+                         f"training options in its recipe (recipe keys: {sorted(recipe) or 'none'}); load an "
+                         "exported model with load_style_model to get them")
+    return RealtimeOptions.from_dict(recipe["options"])
+
+
 def shipped_style_images(model: TransformerNet, assets_dir: Path = weights.ASSETS_DIR) -> dict[str, Path]:
     """{style name: style image in assets_dir} for a loaded model, from its recipe (in index order)."""
     files = model_recipe(model).get("style_images", {})

@@ -1,6 +1,8 @@
 """CycleGAN (Zhu et al. 2017): network structure, losses, image pool, training, exact resume, shipped weights."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cyclegan
@@ -403,3 +405,10 @@ def test_campaign_figure_plots_the_probe_against_cpu_hours_and_skips_rows_older_
     assert list(lines["generated paintings, mean p(painting), shipped chain"].get_ydata()) == [0.3]
     assert list(lines["target 0.7"].get_ydata()) == [0.7, 0.7]
     assert "takes 25% of the shipped" in figure.get_suptitle() and "x 1: arm b" in figure.get_suptitle()
+
+
+def test_eval_script_refuses_unseen_photos_without_unseen_paintings(tmp_path: Path) -> None:
+    script = Path(__file__).parents[1] / "bench" / "eval_cyclegan.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--unseen-photos", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--unseen-photos and --unseen-paintings go together" in result.stderr

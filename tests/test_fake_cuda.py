@@ -186,7 +186,7 @@ def test_realtime_inference_and_comparison_on_the_gpu(gpu, images):
     assert next(model.parameters()).device == GPU
     output = realtime.stylize(content, model, {"starry_night": 0.5, "great_wave": 0.5})
     assert output.device == GPU and output.shape == content.shape
-    options = realtime.RealtimeOptions.from_dict(realtime.model_recipe(model)["options"])
+    options = realtime.model_options(model)
     options = dataclasses.replace(options, image_size=32, style_size=32)
     styles = dict(list(realtime.shipped_style_images(model).items())[:1])
     (row,) = evaluation.compare_with_optimisation(model, [content], options, styles, size=32, iterations=2,

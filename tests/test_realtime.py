@@ -460,6 +460,15 @@ def test_options_survive_the_recipe_round_trip():
     assert RealtimeOptions.from_dict(json.loads(json.dumps(asdict(options)))) == options
 
 
+def test_model_options_are_the_ones_recorded_in_the_recipe(style_file, tmp_path):
+    options = tiny_options(style_lr_scale=10.0)
+    path = realtime.export_model(TransformerNet(n_styles=1, width=0.25), "with_options", options,
+                                 {"stripes": style_file}, assets_dir=tmp_path / "assets")
+    assert realtime.model_options(realtime.load_style_model(path, device="cpu")) == options
+    with pytest.raises(ValueError, match="TransformerNet with styles \\['style_0'\\] has no training options"):
+        realtime.model_options(TransformerNet())
+
+
 def test_checkpoints_follow_the_schedule_and_cadence_options_never_block_a_resume(photo_folder, style_file, tmp_path,
                                                                                monkeypatch):
     """Item 10: no checkpoint per 10-iteration chunk; by time (off here) and every N iterations, plus the stop.
