@@ -5,7 +5,7 @@
 Each size runs in a fresh subprocess so that peak memory is that size's alone: ``torch.cuda.max_memory_allocated``
 on a GPU, the process's peak resident set size (``resource.getrusage(...).ru_maxrss``, Python and torch included) on
 a CPU. A training iteration is one full ``CycleGANModel.optimize_parameters`` (4 generator passes + 2 identity
-passes, G step, D step) on a random batch of 1 (no data loading); inference is ``cyclegan_nets.translate`` of one
+passes, G step, D step) on a random batch of 1 (no data loading); inference is ``cyclegan.translate`` of one
 image. Prints a markdown table; writes JSON to bench/results/.
 """
 from __future__ import annotations

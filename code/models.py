@@ -537,7 +537,7 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"ResnetGenerator needs H and W divisible by 4, got {tuple(x.shape[-2:])}; "
-                             "use cyclegan_nets.translate() for images of any size")
+                             "use cyclegan.translate() for images of any size")
         return self.model(x)
 
     @property

@@ -1,4 +1,4 @@
-"""Short-run ablation helpers (code/trained_ablations.py): real tiny trainings on synthetic image folders."""
+"""Short-run ablation helpers (experiments/trained_ablations.py): real tiny trainings on synthetic image folders."""
 from __future__ import annotations
 
 import csv
