@@ -4,6 +4,10 @@
   the row and column 3 frequency bins inside. Transposed convolutions with stride 2 leave a period-2 pattern
   (Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016) that lifts the Nyquist bins;
   natural images and real paintings score about 1.
+* :func:`normalisation_spikes`: how far the input of each instance normalisation of a generator strays from its
+  channel's statistics (largest |z| and where). A generator can learn a strong local spike that dominates a channel's
+  mean and variance and so rescales the rest of the map; the spike comes out as a blob ("droplet", Karras et al.,
+  "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020, sec. 2.1).
 * :class:`PaintingProbe`: a linear classifier (logistic regression) on VGG19 channel means and standard deviations
   at relu1_1..relu4_1 (the statistics AdaIN and Gram-matrix style losses use), fit on training photos against
   training paintings. It says whether a generated "painting" has the feature statistics of paintings.
@@ -22,9 +26,9 @@ import runtime
 import torch
 import torch.nn.functional as F
 import weights
-from cyclegan import CycleGANModel, CycleGANOptions, build_generator, load_generator, translate
+from cyclegan import CycleGANModel, CycleGANOptions, build_generator, load_generator, to_signed, translate
 from gatys import optimise_pixels
-from imaging import domain_files, load_image, split_held_out
+from imaging import domain_files, load_image, pad_to_multiple, split_held_out
 from losses import PerceptualLoss, cycle_consistency_loss, gram_matrix
 from models import TransformerNet, VGGFeatures
 from realtime import RealtimeOptions, stylize
@@ -60,6 +64,52 @@ def checkerboard_index(image: torch.Tensor, inset: int = CHECKERBOARD_INSET) -> 
     inside = torch.cat([spectrum[half_h - inset, :], spectrum[half_h + inset, :],
                         spectrum[:, half_w - inset], spectrum[:, half_w + inset]]).mean()
     return float(nyquist / inside)
+
+
+@dataclass(frozen=True)
+class NormalisationSpike:
+    """The largest standardised value at the input of one instance normalisation: ``z`` = (a - mean) / std over
+    the channel's map (population std, as InstanceNorm2d), its ``channel``, and where it is (``row``, ``column`` as
+    fractions of the map's height and width, so maps of every resolution compare with the output image)."""
+    layer: str
+    z: float
+    channel: int
+    row: float
+    column: float
+
+
+@torch.no_grad()
+def normalisation_spikes(generator: nn.Module, image01: torch.Tensor) -> list[NormalisationSpike]:
+    """:class:`NormalisationSpike` of every ``nn.InstanceNorm2d`` of ``generator`` (in forward order) when it
+    translates the RGB image ``image01`` in [0, 1] ((3, H, W) or (1, 3, H, W); fp32, padded to a multiple of 4 as
+    :func:`cyclegan.translate` does). A single outlier among N values has z = sqrt(N - 1) at most; a layer whose z
+    is far above its neighbours' carries a local spike, and a blob in the output sits where the spike is."""
+    image = image01 if image01.dim() == 4 else image01[None]
+    spikes: list[NormalisationSpike] = []
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            maps = inputs[0][0].float()
+            z = ((maps - maps.mean((1, 2), keepdim=True)) / maps.std((1, 2), unbiased=False, keepdim=True)
+                 .clamp_min(1e-12)).abs().flatten(1)
+            per_channel, where = z.max(1)
+            channel = int(per_channel.argmax())
+            height, width = maps.shape[1:]
+            spikes.append(NormalisationSpike(name, float(per_channel[channel]), channel,
+                                             int(where[channel]) // width / height,
+                                             int(where[channel]) % width / width))
+        return hook
+
+    parameter = next(generator.parameters(), image)  # a network without parameters takes the image as it is
+    image = to_signed(pad_to_multiple(image.to(parameter.device, parameter.dtype), 4, minimum=8))
+    handles = [module.register_forward_hook(record(name)) for name, module in generator.named_modules()
+               if isinstance(module, nn.InstanceNorm2d)]
+    try:
+        generator(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return spikes
 
 
 @torch.no_grad()

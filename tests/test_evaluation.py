@@ -48,6 +48,30 @@ def test_checkerboard_index_rejects_bad_shapes() -> None:
         evaluation.checkerboard_index(torch.rand(3, 8, 8))
 
 
+def test_normalisation_spikes_of_a_single_outlier_by_hand() -> None:
+    """A 1x1 convolution passes the red channel (as 2x - 1: -1 everywhere, +1 at one pixel) to an instance norm.
+    Over N = 64 values with one outlier, z = (N - 1)/N / sqrt((N - 1)/N^2) = sqrt(N - 1) = sqrt(63), both before the
+    first norm and before the second (a norm keeps z); the spike is at row 2, column 5 of the 8x8 map."""
+    pick_red = nn.Conv2d(3, 1, 1, bias=False)
+    pick_red.weight.data = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    generator = nn.Sequential(pick_red, nn.InstanceNorm2d(1), nn.InstanceNorm2d(1))
+    image = torch.zeros(3, 8, 8)
+    image[0, 2, 5] = 1.0
+    image[1:] = torch.rand(2, 8, 8)  # ignored by the convolution
+    spikes = evaluation.normalisation_spikes(generator, image)
+    assert [spike.layer for spike in spikes] == ["1", "2"]
+    for spike in spikes:
+        assert spike.z == pytest.approx(math.sqrt(63), rel=1e-5)
+        assert (spike.channel, spike.row, spike.column) == (0, 2 / 8, 5 / 8)
+
+
+def test_normalisation_spikes_leave_no_hooks_behind() -> None:
+    norm = nn.InstanceNorm2d(3)
+    generator = nn.Sequential(norm)
+    evaluation.normalisation_spikes(generator, torch.rand(3, 8, 8))
+    assert not norm._forward_hooks
+
+
 def test_probe_separates_and_ignores_feature_offsets() -> None:
     generator = torch.Generator().manual_seed(0)
     photos = torch.randn(40, 6, generator=generator, dtype=torch.float64)
