@@ -514,10 +514,14 @@ def warm_start_generators(model: CycleGANModel, assets_dir: str | Path) -> dict[
 
 
 def shipped_summary(assets_dir: Path = weights.ASSETS_DIR) -> str:
-    """'a 1.6 CPU-hour run (128 px, ngf 32, 6 blocks, resize upsampling)', from the shipped generators' recipe."""
-    recipe = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]
-    hours = recipe.get("cpu_hours_chain", recipe.get("wall_time_s", 0) / 3600)
-    return (f"a {hours:.1f} CPU-hour run ({recipe['size']} px, ngf {recipe['ngf']}, {recipe['n_blocks']} blocks, "
+    """'a 1.6 CPU-hour run (128 px, ngf 32, 6 blocks, resize upsampling)' from the shipped generators' recipes, or
+    'runs of 7.2 and 5.5 CPU-hours (...)' (photo -> painting, then painting -> photo) when their chains differ."""
+    manifest = weights.read_manifest(Path(assets_dir) / "MANIFEST.json")
+    recipes = [manifest[f"cyclegan_{direction}.pth"]["recipe"] for direction in ("photo2painting", "painting2photo")]
+    hours = [round(r.get("cpu_hours_chain", r.get("wall_time_s", 0) / 3600), 1) for r in recipes]
+    recipe = recipes[0]
+    runs = f"a {hours[0]:.1f} CPU-hour run" if hours[0] == hours[1] else f"runs of {hours[0]:.1f} and {hours[1]:.1f} CPU-hours"
+    return (f"{runs} ({recipe['size']} px, ngf {recipe['ngf']}, {recipe['n_blocks']} blocks, "
             f"{recipe.get('upsampling', 'transpose')} upsampling)")
 
 

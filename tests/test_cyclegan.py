@@ -1,6 +1,7 @@
 """CycleGAN (Zhu et al. 2017): network structure, losses, image pool, training, exact resume, shipped weights."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -412,3 +413,13 @@ def test_eval_script_refuses_unseen_photos_without_unseen_paintings(tmp_path: Pa
     result = subprocess.run([sys.executable, str(script), str(tmp_path), "--unseen-photos", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--unseen-photos and --unseen-paintings go together" in result.stderr
+
+
+@pytest.mark.parametrize("hours, expected", [((7.21, 5.46), "runs of 7.2 and 5.5 CPU-hours (128 px"),
+                                             ((5.46, 5.46), "a 5.5 CPU-hour run (128 px")])
+def test_shipped_summary_names_both_chains_when_the_directions_differ(tmp_path: Path, hours, expected) -> None:
+    recipe = {"size": 128, "ngf": 32, "n_blocks": 6, "upsampling": "resize"}
+    manifest = {f"cyclegan_{d}.pth": {"recipe": {**recipe, "cpu_hours_chain": h}}
+                for d, h in zip(("photo2painting", "painting2photo"), hours)}
+    (tmp_path / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert cyclegan.shipped_summary(tmp_path).startswith(expected)
