@@ -28,12 +28,7 @@ import cli  # noqa: E402
 import realtime  # noqa: E402
 import torch  # noqa: E402
 from benchlib import format_load, load_average, utc_timestamp, write_json  # noqa: E402
-from runtime import device_description  # noqa: E402
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from runtime import device_description, synchronize  # noqa: E402
 
 
 def median_ms(run, device: torch.device, repeats: int) -> float:

@@ -27,12 +27,7 @@ import cyclegan  # noqa: E402
 import torch  # noqa: E402
 from benchlib import format_load, load_average, utc_timestamp, write_json  # noqa: E402
 from cyclegan import translate  # noqa: E402
-from runtime import device_description  # noqa: E402
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from runtime import device_description, synchronize  # noqa: E402
 
 
 def measure(size: int, ngf: int, n_blocks: int, steps: int, repeats: int, device: torch.device,

@@ -39,7 +39,7 @@ def measure(size: int, config: str, iterations: int, threads: int | None) -> dic
     import torch
     from gatys import GatysOptions, StyleTransfer
     from imaging import load_image
-    from runtime import pick_device
+    from runtime import pick_device, synchronize
 
     if threads:
         torch.set_num_threads(threads)
@@ -50,8 +50,7 @@ def measure(size: int, config: str, iterations: int, threads: int | None) -> dic
     stamps: list[float] = []
 
     def stamp(iteration: int, image, record) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         stamps.append(time.perf_counter())
 
     options = GatysOptions(size=size, iterations=iterations + 2, channels_last=channels_last, precision=precision,

@@ -63,12 +63,10 @@ def main() -> None:
             return peer(image * 255).clamp(0, 255)
 
     def timed(call, image: torch.Tensor) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        runtime.synchronize(device)
         start = time.perf_counter()
         call(image)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        runtime.synchronize(device)
         return (time.perf_counter() - start) * 1000
 
     rows = []

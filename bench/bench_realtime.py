@@ -28,21 +28,16 @@ from benchlib import utc_timestamp, write_json  # noqa: E402
 from models import TransformerNet  # noqa: E402
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_network(model: TransformerNet, size: int, device: torch.device, repeats: int) -> float:
     """Median milliseconds of one stylisation of a size x size image (includes padding/cropping)."""
     image = torch.rand(1, 3, size, size, device=device)
     realtime.stylize(image, model)  # warm-up
     times = []
     for _ in range(repeats):
-        synchronize(device)
+        runtime.synchronize(device)
         start = time.perf_counter()
         realtime.stylize(image, model)
-        synchronize(device)
+        runtime.synchronize(device)
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -55,7 +50,7 @@ def time_gatys_iteration(size: int, device: torch.device, iterations: int) -> fl
     stamps: list[float] = []
 
     def stamp(iteration: int, image: torch.Tensor, record: dict) -> None:
-        synchronize(device)
+        runtime.synchronize(device)
         stamps.append(time.perf_counter())
 
     gatys.stylize_gatys(content, style, size=size, iterations=iterations + 1, progress=False, device=str(device),

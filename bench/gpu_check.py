@@ -85,8 +85,7 @@ def train_step(network: str, precision: str, device: str, iterations: int, quick
             options = adain.AdaINTrainOptions(iterations=iterations, amp=precision, **sizes)
             experiment = adain.train_adain(SAMPLE / "photos", SAMPLE / "paintings", folder, options, device=device,
                                            progress=False, checkpoint_every=10_000)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        runtime.synchronize(device)
         seconds = time.perf_counter() - started
         rows = list(experiment.iteration_history or experiment.history)
         if network == "realtime":  # it logs every 10 iterations: add the held-out losses of the trained network

@@ -442,18 +442,12 @@ class DemoSettings:
         return cls(str(device), (256, 512), (150, 150), 1e7, 384, 512, torch.get_num_threads(), 1024)
 
 
-def synchronise(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA runs asynchronously), so that wall times measure it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def timed(device: torch.device, call: Callable[..., T], *args: Any) -> tuple[T, float]:
     """(``call(*args)``, its wall time in seconds), the device synchronised before and after."""
-    synchronise(device)
+    runtime.synchronize(device)
     start = time.perf_counter()
     result = call(*args)
-    synchronise(device)
+    runtime.synchronize(device)
     return result, time.perf_counter() - start
 
 

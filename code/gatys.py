@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from imaging import resize_tensor
 from losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from models import VGGFeatures, check_layers, layer_names
-from runtime import PRECISIONS, pick_device, precision_autocast, resolve_precision, return_large_cpu_buffers
+from runtime import (PRECISIONS, pick_device, precision_autocast, resolve_precision, return_large_cpu_buffers,
+                     synchronize)
 from tqdm.auto import tqdm
 
 # Gatys et al. (2016), sec. 2-3: content at conv4_2, style at conv1_1..conv5_1 with w_l = 1/5 (Caffe names).
@@ -472,8 +473,7 @@ class StyleTransfer:
         if options.preserve_colors == "luminance":
             original = resize_tensor(content.to(self.device), tuple(result.shape[-2:]))
             result = imaging.combine_luminance(result, original)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(self.device)
         return GatysResult(result.cpu(), history, time.perf_counter() - start, asdict(options), str(self.device),
                            ran_sizes, self.precision)
 

@@ -119,6 +119,13 @@ def pick_device(device: torch.device | str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so that wall times measure it; no-op elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def arch_supported(capability: tuple[int, int], arch_list: Iterable[str]) -> bool:
     """True if a build compiled for ``arch_list`` (``torch.cuda.get_arch_list()``) runs on a GPU of ``capability``.
 

@@ -185,3 +185,13 @@ def test_large_cpu_buffers_go_back_to_the_os_when_freed(tmp_path):
                                            check=True).stdout) for mode in ("default", "returned")}
     assert retained["default"] > 24, retained
     assert retained["returned"] < 8, retained
+
+
+def test_synchronize_waits_on_cuda_only(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    runtime.synchronize("cpu")
+    runtime.synchronize(torch.device("cpu"))
+    assert calls == []
+    runtime.synchronize("cuda:0")
+    assert calls == [torch.device("cuda", 0)]
