@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 sys.path.insert(0, str(ROOT / "code"))
 
 import cyclegan  # noqa: E402
 import evaluation  # noqa: E402
 import torch  # noqa: E402
 import weights  # noqa: E402
+from imaging import domain_files  # noqa: E402
 
 
 def models_in(source: Path) -> list[tuple[str, torch.nn.Module, torch.nn.Module, dict]]:
@@ -67,7 +67,8 @@ def plot(rows: list[dict], path: Path) -> "matplotlib.figure.Figure":
     chain = [r for r in rows if r.get("shipped", True)]
     others = [r for r in rows if not r.get("shipped", True)]
     figure, (cycle, probe_axis, checker) = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
-    panels = ((cycle, (("cycle_l1_photo", "photo -> painting -> photo"), ("cycle_l1_painting", "painting -> photo -> painting")),
+    panels = ((cycle, (("cycle_l1_photo", "photo -> painting -> photo"),
+                       ("cycle_l1_painting", "painting -> photo -> painting")),
                0.08, "cycle L1 in [0, 1]", "Cycle consistency, held out, 256 px"),
               (probe_axis, (("generated_paintings_called_paintings", "generated paintings called paintings"),
                             ("generated_photos_called_photos", "generated photos called photos"),
@@ -141,13 +142,16 @@ def main() -> None:
     if (args.unseen_photos is None) != (args.unseen_paintings is None):
         parser.error("--unseen-photos and --unseen-paintings go together")
     torch.set_num_threads(args.threads)
+    unseen = None
+    if args.unseen_photos:
+        folders = {"--unseen-photos": args.unseen_photos, "--unseen-paintings": args.unseen_paintings}
+        try:
+            unseen = [evaluation.load_images(domain_files(folder, flag), args.size) for flag, folder in folders.items()]
+        except (FileNotFoundError, ValueError) as error:
+            parser.error(str(error))
     data = weights.read_manifest(weights.ASSETS_DIR / "MANIFEST.json")["cyclegan_photo2painting.pth"]["recipe"]["data"]
     probe, photos, paintings, vgg = evaluation.held_out_set(args.photos, args.paintings, data["held_out_photos"],
                                                             data["held_out_paintings"], args.size)
-    unseen = None
-    if args.unseen_photos:
-        unseen = [evaluation.load_images(sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
-                                         args.size) for folder in (args.unseen_photos, args.unseen_paintings)]
     rows = []
     for source in args.sources:
         for label, photo2painting, painting2photo, info in models_in(source):

@@ -520,7 +520,8 @@ def shipped_summary(assets_dir: Path = weights.ASSETS_DIR) -> str:
     recipes = [manifest[f"cyclegan_{direction}.pth"]["recipe"] for direction in ("photo2painting", "painting2photo")]
     hours = [round(r.get("cpu_hours_chain", r.get("wall_time_s", 0) / 3600), 1) for r in recipes]
     recipe = recipes[0]
-    runs = f"a {hours[0]:.1f} CPU-hour run" if hours[0] == hours[1] else f"runs of {hours[0]:.1f} and {hours[1]:.1f} CPU-hours"
+    runs = (f"a {hours[0]:.1f} CPU-hour run" if hours[0] == hours[1]
+            else f"runs of {hours[0]:.1f} and {hours[1]:.1f} CPU-hours")
     return (f"{runs} ({recipe['size']} px, ngf {recipe['ngf']}, {recipe['n_blocks']} blocks, "
             f"{recipe.get('upsampling', 'transpose')} upsampling)")
 
@@ -533,6 +534,13 @@ def to_signed(image01: torch.Tensor) -> torch.Tensor:
 def to_unit(image_signed: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1]."""
     return (image_signed + 1.0) * 0.5
+
+
+def generator_input(generator: nn.Module, batch01: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) images in [0, 1] as a ResnetGenerator takes them: on its device and dtype, padded to a multiple
+    of 4 (8 px at least: the bottleneck's reflection padding must fit), in [-1, 1]."""
+    parameter = next(generator.parameters(), batch01)  # a network without parameters takes the images as they are
+    return to_signed(pad_to_multiple(batch01.to(parameter.device, parameter.dtype), 4, minimum=8))
 
 
 @torch.no_grad()
@@ -551,11 +559,11 @@ def translate(generator: ResnetGenerator, image01: torch.Tensor, precision: str 
     was_training = generator.training
     generator.eval()
     try:
-        height, width = batch.shape[-2:]  # 8 px at least: the bottleneck's reflection padding must fit
-        padded = pad_to_multiple(batch.to(parameter.device, parameter.dtype), 4, minimum=8)
+        height, width = batch.shape[-2:]
+        signed_input = generator_input(generator, batch)
         ran = resolve_precision(precision or getattr(generator, "precision", "auto"), parameter.device)
         with precision_autocast(ran, parameter.device):
-            signed = generator(to_signed(padded))
+            signed = generator(signed_input)
         output = to_unit(signed.to(parameter.dtype))[..., :height, :width].clamp(0, 1)
     finally:
         generator.train(was_training)

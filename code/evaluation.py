@@ -26,9 +26,9 @@ import runtime
 import torch
 import torch.nn.functional as F
 import weights
-from cyclegan import CycleGANModel, CycleGANOptions, build_generator, load_generator, to_signed, translate
+from cyclegan import CycleGANModel, CycleGANOptions, build_generator, generator_input, load_generator, translate
 from gatys import optimise_pixels
-from imaging import domain_files, load_image, pad_to_multiple, split_held_out
+from imaging import domain_files, load_image, split_held_out
 from losses import PerceptualLoss, cycle_consistency_loss, gram_matrix
 from models import TransformerNet, VGGFeatures
 from realtime import RealtimeOptions, stylize
@@ -81,9 +81,10 @@ class NormalisationSpike:
 @torch.no_grad()
 def normalisation_spikes(generator: nn.Module, image01: torch.Tensor) -> list[NormalisationSpike]:
     """:class:`NormalisationSpike` of every ``nn.InstanceNorm2d`` of ``generator`` (in forward order) when it
-    translates the RGB image ``image01`` in [0, 1] ((3, H, W) or (1, 3, H, W); fp32, padded to a multiple of 4 as
-    :func:`cyclegan.translate` does). A single outlier among N values has z = sqrt(N - 1) at most; a layer whose z
-    is far above its neighbours' carries a local spike, and a blob in the output sits where the spike is."""
+    translates the RGB image ``image01`` in [0, 1] ((3, H, W) or (1, 3, H, W); prepared by
+    :func:`cyclegan.generator_input` as :func:`cyclegan.translate` does, without autocast). A single outlier among N
+    values has z = sqrt(N - 1) at most; a layer whose z is far above its neighbours' carries a local spike, and a blob
+    in the output sits where the spike is."""
     image = image01 if image01.dim() == 4 else image01[None]
     spikes: list[NormalisationSpike] = []
 
@@ -100,8 +101,7 @@ def normalisation_spikes(generator: nn.Module, image01: torch.Tensor) -> list[No
                                              int(where[channel]) % width / width))
         return hook
 
-    parameter = next(generator.parameters(), image)  # a network without parameters takes the image as it is
-    image = to_signed(pad_to_multiple(image.to(parameter.device, parameter.dtype), 4, minimum=8))
+    image = generator_input(generator, image)
     handles = [module.register_forward_hook(record(name)) for name, module in generator.named_modules()
                if isinstance(module, nn.InstanceNorm2d)]
     try:

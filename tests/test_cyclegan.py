@@ -423,3 +423,11 @@ def test_shipped_summary_names_both_chains_when_the_directions_differ(tmp_path: 
                 for d, h in zip(("photo2painting", "painting2photo"), hours)}
     (tmp_path / "MANIFEST.json").write_text(json.dumps(manifest))
     assert cyclegan.shipped_summary(tmp_path).startswith(expected)
+
+
+def test_eval_script_names_a_missing_unseen_folder_in_one_line(tmp_path: Path) -> None:
+    script = Path(__file__).parents[1] / "bench" / "eval_cyclegan.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--unseen-photos", str(tmp_path / "missing"),
+                             "--unseen-paintings", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "--unseen-photos folder: Image folder not found" in result.stderr
+    assert "Traceback" not in result.stderr
